@@ -1,0 +1,185 @@
+"""Value types: what a call costs (`Cost`) and what an account allows (`Limits`).
+
+Both are immutable and validated at construction, so a bad number fails where the user
+wrote it instead of deep inside the limiter. A `Limits` expands into named `Dimension`
+objects; the bucket only ever sees dimensions, which is what lets one limiter hold
+requests and tokens per minute, per-day windows and separate input/output token buckets
+side by side.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+__all__ = ["METRICS", "Cost", "Dimension", "Limits"]
+
+#: The quantities a dimension can count. ``input_tokens`` and ``output_tokens`` exist for
+#: providers that meter them separately (Anthropic); OpenAI meters ``tokens``.
+METRICS: tuple[str, ...] = ("requests", "tokens", "input_tokens", "output_tokens")
+
+MINUTE = 60.0
+DAY = 86_400.0
+
+
+def _check_amount(name: str, value: float, *, allow_zero: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    value = float(value)
+    if math.isnan(value) or math.isinf(value):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}, got {value!r}")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Cost:
+    """What one call spends, in every metric at once.
+
+    ``tokens`` is the total the server charges against TPM (prompt plus reserved output).
+    ``input_tokens`` and ``output_tokens`` are the two parts of it; they are only needed
+    where a provider meters them separately, and when left out a dimension counting them
+    is charged the whole of ``tokens`` (the safe side).
+
+    Example::
+
+        Cost(requests=1, tokens=1_500)
+        Cost(tokens=1_200, input_tokens=200, output_tokens=1_000)
+    """
+
+    requests: float = 1
+    tokens: float = 0
+    input_tokens: float | None = None
+    output_tokens: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "requests", _check_amount("Cost.requests", self.requests))
+        object.__setattr__(self, "tokens", _check_amount("Cost.tokens", self.tokens))
+        for name in ("input_tokens", "output_tokens"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _check_amount(f"Cost.{name}", value))
+
+    def amount(self, metric: str) -> float:
+        """The amount this cost takes from a dimension counting ``metric``."""
+        if metric == "requests":
+            return self.requests
+        if metric == "tokens":
+            return self.tokens
+        if metric == "input_tokens":
+            return self.tokens if self.input_tokens is None else self.input_tokens
+        if metric == "output_tokens":
+            return self.tokens if self.output_tokens is None else self.output_tokens
+        raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
+
+    def __add__(self, other: Cost) -> Cost:
+        if not isinstance(other, Cost):
+            return NotImplemented
+
+        def part(a: float | None, b: float | None) -> float | None:
+            return None if a is None and b is None else (a or 0.0) + (b or 0.0)
+
+        return Cost(
+            requests=self.requests + other.requests,
+            tokens=self.tokens + other.tokens,
+            input_tokens=part(self.input_tokens, other.input_tokens),
+            output_tokens=part(self.output_tokens, other.output_tokens),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Dimension:
+    """One bucket: ``limit`` units of ``metric`` per ``window`` seconds.
+
+    ``capacity`` is how much may be spent at once (the burst depth). It defaults to the
+    whole ``limit``; a server that enforces a minute's limit per second (OpenAI calls this
+    *quantized* limits) is modelled with ``capacity = limit / 60``. The bucket refills
+    continuously at ``limit / window`` units per second.
+    """
+
+    name: str
+    metric: str
+    limit: float
+    window: float
+    capacity: float = field(default=-1.0)
+
+    def __post_init__(self) -> None:
+        if self.metric not in METRICS:
+            raise ValueError(f"unknown metric {self.metric!r}; expected one of {METRICS}")
+        _check_amount(f"{self.name}: limit", self.limit, allow_zero=False)
+        _check_amount(f"{self.name}: window", self.window, allow_zero=False)
+        object.__setattr__(self, "limit", float(self.limit))
+        object.__setattr__(self, "window", float(self.window))
+        if self.capacity == -1.0:
+            object.__setattr__(self, "capacity", self.limit)
+        else:
+            capacity = _check_amount(f"{self.name}: capacity", self.capacity, allow_zero=False)
+            object.__setattr__(self, "capacity", capacity)
+
+    @property
+    def rate(self) -> float:
+        """Refill rate in units per second."""
+        return self.limit / self.window
+
+    def resized(self, limit: float) -> Dimension:
+        """The same dimension with a new ``limit``; the burst depth keeps its proportion."""
+        share = self.capacity / self.limit
+        return Dimension(self.name, self.metric, limit, self.window, limit * share)
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """What an account (or key, or model) may spend.
+
+    Per-minute limits (``rpm``, ``tpm`` and, for providers that meter them apart,
+    ``input_tpm`` and ``output_tpm``) and optional per-day limits (``rpd``, ``tpd``).
+    ``burst_seconds`` sets how many seconds' worth of the per-minute limits may be spent
+    at once: ``None`` (the default) allows the whole minute, as OpenAI does; ``1.0``
+    models a server that enforces a minute's limit per second.
+
+    Example::
+
+        Limits(rpm=500, tpm=200_000)
+        Limits(rpm=10_000, tpm=2_000_000, rpd=1_000_000, burst_seconds=1)
+    """
+
+    rpm: float | None = None
+    tpm: float | None = None
+    rpd: float | None = None
+    tpd: float | None = None
+    input_tpm: float | None = None
+    output_tpm: float | None = None
+    burst_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        named = ("rpm", "tpm", "rpd", "tpd", "input_tpm", "output_tpm")
+        for name in named:
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _check_amount(name, value, allow_zero=False))
+        if all(getattr(self, name) is None for name in named):
+            raise ValueError("Limits needs at least one of rpm, tpm, rpd, tpd, input_tpm, output_tpm")
+        if self.burst_seconds is not None:
+            burst = _check_amount("burst_seconds", self.burst_seconds, allow_zero=False)
+            if burst > MINUTE:
+                raise ValueError(f"burst_seconds must be at most 60, got {burst!r}")
+            object.__setattr__(self, "burst_seconds", burst)
+
+    def dimensions(self) -> tuple[Dimension, ...]:
+        """The named dimensions these limits stand for, per-minute ones first."""
+        share = 1.0 if self.burst_seconds is None else self.burst_seconds / MINUTE
+        out: list[Dimension] = []
+        for metric, limit in (
+            ("requests", self.rpm),
+            ("tokens", self.tpm),
+            ("input_tokens", self.input_tpm),
+            ("output_tokens", self.output_tpm),
+        ):
+            if limit is not None:
+                out.append(Dimension(f"{metric}/min", metric, limit, MINUTE, limit * share))
+        for metric, limit in (("requests", self.rpd), ("tokens", self.tpd)):
+            if limit is not None:
+                out.append(Dimension(f"{metric}/day", metric, limit, DAY))
+        return tuple(out)
