@@ -23,6 +23,11 @@ DAY = 86_400.0
 
 
 def _check_amount(name: str, value: float, *, allow_zero: bool = True) -> float:
+    # Fast path: a Cost is built for every call, so the common case is checked first.
+    if (type(value) is float or type(value) is int) and (
+        0 < value < math.inf or (allow_zero and value == 0)
+    ):
+        return float(value)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"{name} must be a number, got {type(value).__name__}")
     value = float(value)
@@ -55,12 +60,13 @@ class Cost:
     output_tokens: float | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "requests", _check_amount("Cost.requests", self.requests))
-        object.__setattr__(self, "tokens", _check_amount("Cost.tokens", self.tokens))
-        for name in ("input_tokens", "output_tokens"):
-            value = getattr(self, name)
-            if value is not None:
-                object.__setattr__(self, name, _check_amount(f"Cost.{name}", value))
+        setter = object.__setattr__
+        setter(self, "requests", _check_amount("Cost.requests", self.requests))
+        setter(self, "tokens", _check_amount("Cost.tokens", self.tokens))
+        if self.input_tokens is not None:
+            setter(self, "input_tokens", _check_amount("Cost.input_tokens", self.input_tokens))
+        if self.output_tokens is not None:
+            setter(self, "output_tokens", _check_amount("Cost.output_tokens", self.output_tokens))
 
     def amount(self, metric: str) -> float:
         """The amount this cost takes from a dimension counting ``metric``."""
@@ -160,7 +166,9 @@ class Limits:
             if value is not None:
                 object.__setattr__(self, name, _check_amount(name, value, allow_zero=False))
         if all(getattr(self, name) is None for name in named):
-            raise ValueError("Limits needs at least one of rpm, tpm, rpd, tpd, input_tpm, output_tpm")
+            raise ValueError(
+                "Limits needs at least one of rpm, tpm, rpd, tpd, input_tpm, output_tpm"
+            )
         if self.burst_seconds is not None:
             burst = _check_amount("burst_seconds", self.burst_seconds, allow_zero=False)
             if burst > MINUTE:

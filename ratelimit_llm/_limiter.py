@@ -1,0 +1,532 @@
+"""The async limiter: a FIFO queue of waiters in front of a `Bucket`.
+
+Waiting is built on anyio, so the same limiter runs on asyncio and trio. Three rules
+shape it, each a fix for a failure seen in other limiters (``research/peers.md``):
+
+* **Strict FIFO, no barging.** A newcomer takes capacity at once only when nobody is
+  queued; otherwise it joins the back of the line. A large request is therefore served in
+  the time its place in line implies, however many small ones keep arriving
+  (aiolimiter orders by amount and lets newcomers barge; token-throttle wakes everyone).
+* **One timer.** Only the waiter at the head sleeps until the bucket will hold its
+  amount; everyone behind it sleeps on an event without a timeout. When the head is
+  served it serves every follower that already fits and hands the timer to the next.
+  Each acquire is O(1), whatever the queue length.
+* **Nothing leaks.** A waiter cancelled or timed out before it was served leaves the
+  line (lazily, like aiolimiter's heap); one cancelled after it was served gives its
+  capacity back whole.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+import anyio
+import sniffio
+
+from ._bucket import Bucket, Mark
+from ._exceptions import AcquireTimeoutError, ReservationError, WouldBlock
+from ._types import Cost, Dimension, Limits
+
+__all__ = ["LimiterStatistics", "RateLimiter", "Reservation"]
+
+Clock = Callable[[], float]
+
+_DEFAULT_COST = Cost(requests=1)
+
+# Waiter states.
+_WAITING, _GRANTED, _GONE = 0, 1, 2
+# Reservation states.
+_OPEN, _SETTLED, _RELEASED = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class LimiterStatistics:
+    """A point-in-time view of a `RateLimiter`, as returned by `RateLimiter.statistics`."""
+
+    #: Tasks queued right now.
+    tasks_waiting: int
+    #: Reservations granted so far (at once or after waiting).
+    granted: int
+    #: Reservations granted after waiting in line.
+    granted_after_wait: int
+    #: Waiters that gave up (cancelled or timed out) before being served.
+    abandoned: int
+    #: Waiters whose deadline passed.
+    timed_out: int
+    #: Reservations settled against an actual cost.
+    settled: int
+    #: Reservations released (refunded whole).
+    released: int
+    #: Total seconds spent in line by the waiters that were served.
+    time_waited: float
+    #: Units given back to each dimension by settles and releases.
+    refunded: Mapping[str, float]
+    #: Units charged up front (estimates) per dimension.
+    estimated: Mapping[str, float]
+    #: Units the settled reservations really cost, per dimension.
+    actual: Mapping[str, float]
+    #: What each dimension holds now (negative while in debt).
+    levels: Mapping[str, float]
+    #: The current limits per dimension (they follow the server's headers).
+    limits: Mapping[str, float]
+
+
+class Reservation:
+    """Capacity granted to one call: settle it with the real cost, or release it.
+
+    ``settle(actual)`` refunds what was reserved but not spent, or debits the excess;
+    ``release()`` gives everything back and is meant for calls that were never sent.
+    A reservation left open keeps its estimate, which is the safe side.
+    """
+
+    __slots__ = ("_amounts", "_limiter", "_mark", "_state", "cost", "waited")
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        cost: Cost,
+        amounts: tuple[float, ...],
+        mark: Mark,
+        waited: float,
+    ) -> None:
+        self._limiter = limiter
+        self._amounts = amounts
+        self._mark = mark
+        self._state = _OPEN
+        #: The cost that was reserved.
+        self.cost = cost
+        #: Seconds this reservation waited in line.
+        self.waited = waited
+
+    @property
+    def mark(self) -> Mark:
+        """How much had been taken per dimension when this reservation was granted."""
+        return self._mark
+
+    @property
+    def closed(self) -> bool:
+        """Whether the reservation was settled or released."""
+        return self._state != _OPEN
+
+    def settle(self, actual: Cost) -> None:
+        """Reconcile with what the call really cost.
+
+        :raises ReservationError: if the reservation was already settled or released.
+        """
+        if self._state != _OPEN:
+            raise ReservationError("reservation already closed")
+        self._state = _SETTLED
+        self._limiter._settle(self._amounts, actual)
+
+    def release(self) -> None:
+        """Give the whole reservation back: the call it was for was never sent.
+
+        :raises ReservationError: if the reservation was already settled or released.
+        """
+        if self._state != _OPEN:
+            raise ReservationError("reservation already closed")
+        self._state = _RELEASED
+        self._limiter._release(self._amounts)
+
+    def __repr__(self) -> str:
+        state = ("open", "settled", "released")[self._state]
+        return f"<Reservation {self.cost!r} {state}>"
+
+
+class _Waiter:
+    __slots__ = ("amounts", "enqueued", "event", "state")
+
+    def __init__(self, amounts: tuple[float, ...], enqueued: float) -> None:
+        self.amounts = amounts
+        self.enqueued = enqueued
+        self.event: anyio.Event | None = None
+        self.state = _WAITING
+
+
+class _Done:
+    """An awaitable that is already finished (cheaper than a coroutine)."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return iter(())  # type: ignore[return-value]
+
+
+_DONE = _Done()
+
+
+class _Acquire:
+    """What `RateLimiter.acquire` returns: await it, or use it as ``async with``."""
+
+    __slots__ = ("_cost", "_limiter", "_reservation", "_timeout")
+
+    def __init__(self, limiter: RateLimiter, cost: Cost, timeout: float | None) -> None:
+        self._limiter = limiter
+        self._cost = cost
+        self._timeout = timeout
+        self._reservation: Reservation | None = None
+
+    def __await__(self) -> Generator[Any, None, Reservation]:
+        return self._limiter._acquire(self._cost, self._timeout).__await__()
+
+    async def __aenter__(self) -> Reservation:
+        # The uncontended path is inlined here: one coroutine frame fewer per call.
+        limiter = self._limiter
+        bucket = limiter._bucket
+        if bucket is not None and not limiter._waiting:
+            cost = self._cost
+            amounts = bucket.amounts(cost)
+            if bucket.try_take(amounts, limiter._clock()):  # type: ignore[misc]
+                limiter._granted += 1
+                reservation = Reservation(limiter, cost, amounts, bucket.mark(), 0.0)
+                self._reservation = reservation
+                return reservation
+        self._reservation = await limiter._acquire(self._cost, self._timeout)
+        return self._reservation
+
+    def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> _Done:
+        # Left open, the reservation keeps its estimate: whether the call reached the
+        # server is unknown here, and charging it is the side that causes no 429s.
+        # Nothing to await, so no coroutine is made for it.
+        return _DONE
+
+
+class RateLimiter:
+    """Grant capacity over several dimensions (requests and tokens per minute, ...).
+
+    Example::
+
+        limiter = RateLimiter(Limits(rpm=500, tpm=200_000))
+
+        async with limiter.acquire(Cost(requests=1, tokens=1_200)) as reservation:
+            response = await call_the_api()
+            reservation.settle(Cost(requests=1, tokens=response.usage.total_tokens))
+
+    :param limits: a `Limits`, or the `Dimension` objects to enforce.
+    :param clock: a monotonic clock in seconds. By default the running event loop's own
+        clock is used (asyncio's ``loop.time``, trio's ``current_time``), which is what
+        makes virtual-time tests (looptime, trio's ``MockClock``) work unchanged.
+    :param initial_fill: how full the buckets start, from 0 to 1 (default full, as a
+        fresh quota is).
+    :param follow_server_limits: let a limit reported by the server's headers resize
+        the matching dimension (on by default).
+    """
+
+    __slots__ = (
+        "_abandoned",
+        "_bucket",
+        "_clock",
+        "_dimensions",
+        "_follow",
+        "_granted",
+        "_granted_after_wait",
+        "_initial_fill",
+        "_queue",
+        "_released",
+        "_settled",
+        "_time_waited",
+        "_timed_out",
+        "_waiting",
+    )
+
+    def __init__(
+        self,
+        limits: Limits | Sequence[Dimension],
+        *,
+        clock: Clock | None = None,
+        initial_fill: float = 1.0,
+        follow_server_limits: bool = True,
+    ) -> None:
+        dimensions = limits.dimensions() if isinstance(limits, Limits) else tuple(limits)
+        self._dimensions = dimensions
+        self._clock = clock
+        self._initial_fill = initial_fill
+        self._follow = follow_server_limits
+        # The bucket is made on first use, when the event loop's clock can be read.
+        self._bucket: Bucket | None = None
+        if clock is not None:
+            self._bucket = Bucket(dimensions, clock(), fill=initial_fill)
+        else:
+            Bucket(dimensions, 0.0, fill=initial_fill)  # validate now, not on first use
+        self._queue: deque[_Waiter] = deque()
+        self._waiting = 0
+        self._granted = 0
+        self._granted_after_wait = 0
+        self._abandoned = 0
+        self._timed_out = 0
+        self._settled = 0
+        self._released = 0
+        self._time_waited = 0.0
+
+    # -- public API ----------------------------------------------------------------------
+
+    @property
+    def bucket(self) -> Bucket:
+        """The bucket behind this limiter (made on first use)."""
+        return self._bucket or self._start()
+
+    def acquire(self, cost: Cost | None = None, *, timeout: float | None = None) -> _Acquire:
+        """Wait until ``cost`` fits, take it, and return a `Reservation`.
+
+        Use it as ``async with limiter.acquire(cost) as reservation:`` or
+        ``reservation = await limiter.acquire(cost)``.
+
+        :param cost: what the call spends (one request by default).
+        :param timeout: give up after this many seconds; the place in line is released.
+        :raises CapacityExceededError: at once, if ``cost`` can never fit.
+        :raises AcquireTimeoutError: if ``timeout`` passed first.
+        """
+        if timeout is not None and not (timeout >= 0):
+            raise ValueError(f"timeout must be >= 0 or None, got {timeout!r}")
+        return _Acquire(self, _DEFAULT_COST if cost is None else cost, timeout)
+
+    def acquire_nowait(self, cost: Cost | None = None) -> Reservation:
+        """Take ``cost`` if it fits now and nobody is waiting.
+
+        :raises WouldBlock: if the call would have to wait.
+        :raises CapacityExceededError: if ``cost`` can never fit.
+        """
+        cost = _DEFAULT_COST if cost is None else cost
+        bucket = self._bucket or self._start()
+        amounts = bucket.amounts(cost)
+        now = self._now()
+        if not self._waiting and bucket.try_take(amounts, now):
+            return self._grant(cost, amounts, 0.0)
+        bucket.check_fits(amounts)
+        raise WouldBlock
+
+    def observe(
+        self,
+        metric: str,
+        *,
+        limit: float | None = None,
+        remaining: float | None = None,
+        window: float | None = None,
+        reservation: Reservation | None = None,
+    ) -> str | None:
+        """Correct one dimension from the server's view (see `Bucket.observe`).
+
+        Pass the `Reservation` of the call whose response carried the numbers, so that
+        what was sent after it is discounted. Returns the dimension's name, or ``None``
+        if no dimension counts ``metric`` over that window.
+        """
+        bucket = self._bucket or self._start()
+        before = bucket.dimensions
+        name = bucket.observe(
+            metric,
+            now=self._now(),
+            limit=limit,
+            remaining=remaining,
+            window=window,
+            mark=None if reservation is None else reservation.mark,
+            resize=self._follow,
+        )
+        if bucket.dimensions is not before:
+            # A new limit may let the head through sooner. A lowered level only delays
+            # it, and the head finds that out when its timer fires.
+            self._wake_head()
+        return name
+
+    def resize(self, name: str, limit: float) -> None:
+        """Set a new limit for dimension ``name`` (e.g. ``"tokens/min"``)."""
+        bucket = self._bucket or self._start()
+        bucket.resize(name, limit, self._now())
+        self._wake_head()
+
+    def statistics(self) -> LimiterStatistics:
+        """Counters and levels at this moment."""
+        bucket = self._bucket
+        dims = self._dimensions if bucket is None else bucket.dimensions
+        if bucket is None:
+            levels: Sequence[float] = [d.capacity * self._initial_fill for d in dims]
+            estimated = refunded = actual = (0.0,) * len(dims)
+        else:
+            levels = bucket.levels(self._now())
+            estimated, refunded, actual = bucket.totals()
+        names = [d.name for d in dims]
+        return LimiterStatistics(
+            tasks_waiting=self._waiting,
+            granted=self._granted,
+            granted_after_wait=self._granted_after_wait,
+            abandoned=self._abandoned,
+            timed_out=self._timed_out,
+            settled=self._settled,
+            released=self._released,
+            time_waited=self._time_waited,
+            refunded=dict(zip(names, refunded, strict=True)),
+            estimated=dict(zip(names, estimated, strict=True)),
+            actual=dict(zip(names, actual, strict=True)),
+            levels=dict(zip(names, levels, strict=True)),
+            limits={d.name: d.limit for d in dims},
+        )
+
+    def __repr__(self) -> str:
+        dims = ", ".join(f"{d.name}={d.limit:g}" for d in self.bucket.dimensions)
+        return f"<RateLimiter {dims} waiting={self._waiting}>"
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _start(self) -> Bucket:
+        if self._clock is None:
+            self._clock = _event_loop_clock()
+        self._bucket = Bucket(self._dimensions, self._clock(), fill=self._initial_fill)
+        return self._bucket
+
+    def _now(self) -> float:
+        clock = self._clock
+        if clock is None:
+            self._start()
+            clock = self._clock
+            assert clock is not None
+        return clock()
+
+    def _grant(self, cost: Cost, amounts: tuple[float, ...], waited: float) -> Reservation:
+        self._granted += 1
+        bucket = self._bucket
+        assert bucket is not None
+        return Reservation(self, cost, amounts, bucket.mark(), waited)
+
+    async def _acquire(self, cost: Cost, patience: float | None) -> Reservation:
+        bucket = self._bucket or self._start()
+        amounts = bucket.amounts(cost)
+        assert self._clock is not None
+        now = self._clock()
+        if not self._waiting and bucket.try_take(amounts, now):
+            return self._grant(cost, amounts, 0.0)
+        bucket.check_fits(amounts)
+        if patience == 0:
+            self._timed_out += 1
+            raise AcquireTimeoutError(0.0)
+        return await self._wait_in_line(cost, amounts, now, patience)
+
+    async def _wait_in_line(
+        self, cost: Cost, amounts: tuple[float, ...], now: float, patience: float | None
+    ) -> Reservation:
+        waiter = _Waiter(amounts, now)
+        if not self._waiting:
+            self._queue.clear()  # only abandoned waiters were left in it
+        self._queue.append(waiter)
+        self._waiting += 1
+        deadline = math.inf if patience is None else now + patience
+        clock = self._clock
+        assert clock is not None
+        try:
+            while True:
+                if self._queue[0] is waiter:
+                    # The head owns the one timer: serve whoever fits, then sleep until
+                    # this waiter will fit (or until something changes and wakes it).
+                    now = clock()
+                    self._serve(now)
+                    if waiter.state == _GRANTED:
+                        break
+                    sleep = min(self.bucket.delay(amounts, now), deadline - now)
+                else:
+                    sleep = deadline - clock()
+                if sleep <= 0:
+                    self._timed_out += 1
+                    raise AcquireTimeoutError(math.inf if patience is None else patience)
+                waiter.event = event = anyio.Event()
+                if sleep == math.inf:
+                    await event.wait()
+                else:
+                    with anyio.move_on_after(sleep):
+                        await event.wait()
+                if waiter.state == _GRANTED:
+                    break
+        except BaseException:
+            self._leave(waiter)
+            raise
+        waited = clock() - waiter.enqueued
+        self._granted_after_wait += 1
+        self._time_waited += waited
+        return self._grant(cost, amounts, waited)
+
+    def _serve(self, now: float) -> None:
+        """Grant waiters from the head for as long as they fit, then wake the new head."""
+        queue = self._queue
+        bucket = self._bucket
+        assert bucket is not None
+        while queue:
+            head = queue[0]
+            if head.state == _GONE:
+                queue.popleft()
+                continue
+            if not bucket.try_take(head.amounts, now):
+                break
+            queue.popleft()
+            head.state = _GRANTED
+            self._waiting -= 1
+            if head.event is not None:
+                head.event.set()
+        self._wake_head()
+
+    def _wake_head(self) -> None:
+        """Let the head re-check the bucket (it may have become head, or room appeared)."""
+        queue = self._queue
+        while queue and queue[0].state == _GONE:
+            queue.popleft()
+        if queue:
+            event = queue[0].event
+            if event is not None:
+                event.set()
+
+    def _leave(self, waiter: _Waiter) -> None:
+        """Undo a waiter that will not return a reservation (cancelled or timed out)."""
+        bucket = self._bucket
+        assert bucket is not None and self._clock is not None
+        if waiter.state == _GRANTED:
+            # Served, but cancelled before it could take the reservation: give it back.
+            bucket.give_back(waiter.amounts, self._clock())
+        else:
+            waiter.state = _GONE
+            self._waiting -= 1
+        self._abandoned += 1
+        self._wake_head()
+
+    def _settle(self, reserved: tuple[float, ...], actual: Cost) -> None:
+        bucket = self._bucket
+        assert bucket is not None and self._clock is not None
+        bucket.settle(reserved, bucket.amounts(actual), self._clock())
+        self._settled += 1
+        if self._waiting:
+            self._wake_head()
+
+    def _release(self, reserved: tuple[float, ...]) -> None:
+        bucket = self._bucket
+        assert bucket is not None and self._clock is not None
+        bucket.give_back(reserved, self._clock())
+        self._released += 1
+        self._wake_head()
+
+
+def _event_loop_clock() -> Clock:
+    """The running event loop's own clock, read without anyio's per-call dispatch.
+
+    ``anyio.current_time()`` looks the backend up on every call (about 1 us); binding
+    the loop's clock once keeps it off the hot path and keeps virtual clocks working.
+    """
+    try:
+        library = sniffio.current_async_library()
+    except sniffio.AsyncLibraryNotFoundError:
+        raise RuntimeError(
+            "RateLimiter needs a running event loop on first use, or an explicit clock="
+        ) from None
+    if library == "asyncio":
+        import asyncio
+
+        return asyncio.get_running_loop().time
+    if library == "trio":
+        import trio
+
+        return trio.current_time
+    return anyio.current_time

@@ -1,0 +1,248 @@
+"""The pure bucket: arithmetic in explicit time, no event loop, no clock."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ratelimit_llm import CapacityExceededError, Cost, Dimension, Limits
+from ratelimit_llm._bucket import Bucket
+
+
+def make(rpm: float = 60, tpm: float = 600, **kwargs: float) -> Bucket:
+    return Bucket(Limits(rpm=rpm, tpm=tpm, **kwargs).dimensions(), now=0.0)
+
+
+def test_starts_full_and_takes_from_every_dimension() -> None:
+    bucket = make()
+    assert bucket.try_take(bucket.amounts(Cost(requests=1, tokens=100)), now=0.0)
+    assert bucket.levels(0.0) == (59.0, 500.0)
+
+
+def test_refill_is_continuous_and_capped() -> None:
+    bucket = make()
+    bucket.try_take((60.0, 600.0), now=0.0)
+    assert bucket.levels(0.5) == pytest.approx((0.5, 5.0))
+    assert bucket.levels(1_000.0) == (60.0, 600.0)
+
+
+def test_grant_is_all_or_nothing() -> None:
+    bucket = make()
+    assert bucket.try_take((1.0, 600.0), now=0.0)
+    # requests have room, tokens do not: nothing may be taken from either.
+    assert not bucket.try_take((1.0, 1.0), now=0.0)
+    assert bucket.levels(0.0) == (59.0, 0.0)
+
+
+def test_delay_is_the_slowest_dimension() -> None:
+    bucket = make()
+    bucket.try_take((60.0, 600.0), now=0.0)
+    # 2 requests need 2 s at 1/s; 50 tokens need 5 s at 10/s.
+    assert bucket.delay((2.0, 50.0), now=0.0) == pytest.approx(5.0)
+    assert bucket.delay((2.0, 50.0), now=5.0) == 0.0
+
+
+def test_a_cost_larger_than_capacity_fails_at_once_naming_the_limit() -> None:
+    bucket = make()
+    with pytest.raises(CapacityExceededError, match=r"tokens/min \(600\)") as info:
+        bucket.check_fits((1.0, 601.0))
+    assert info.value.dimension == "tokens/min"
+    assert bucket.delay((1.0, 601.0), now=0.0) == math.inf
+    assert not bucket.try_take((1.0, 601.0), now=1e9)
+
+
+def test_quantized_burst_capacity() -> None:
+    bucket = Bucket(Limits(rpm=600, burst_seconds=1).dimensions(), now=0.0)
+    # A minute's 600 enforced as 10 per second.
+    assert [bucket.try_take((1.0,), now=0.0) for _ in range(11)].count(True) == 10
+    with pytest.raises(CapacityExceededError):
+        bucket.check_fits((11.0,))
+
+
+def test_fill_sets_the_starting_level() -> None:
+    bucket = Bucket(Limits(rpm=60).dimensions(), now=0.0, fill=0.0)
+    assert not bucket.try_take((1.0,), now=0.0)
+    assert bucket.try_take((1.0,), now=1.0)
+    with pytest.raises(ValueError, match="fill"):
+        Bucket(Limits(rpm=60).dimensions(), now=0.0, fill=1.5)
+
+
+def test_settle_refunds_unspent_and_debits_overspend() -> None:
+    bucket = make()
+    bucket.try_take((1.0, 300.0), now=0.0)
+    bucket.settle((1.0, 300.0), (1.0, 100.0), now=0.0)
+    assert bucket.levels(0.0) == (59.0, 500.0)
+    bucket.try_take((1.0, 500.0), now=0.0)
+    bucket.settle((1.0, 500.0), (1.0, 800.0), now=0.0)
+    assert bucket.levels(0.0) == (58.0, -300.0)  # debt, repaid by refill
+    assert bucket.delay((0.0, 10.0), now=0.0) == pytest.approx(31.0)
+    taken, refunded, spent = bucket.totals()
+    assert taken == (2.0, 800.0)
+    assert refunded == (0.0, 200.0)
+    assert spent == (2.0, 900.0)
+
+
+def test_give_back_never_overfills() -> None:
+    bucket = make()
+    bucket.try_take((10.0, 100.0), now=0.0)
+    bucket.give_back((10.0, 100.0), now=30.0)
+    assert bucket.levels(30.0) == (60.0, 600.0)
+
+
+def test_clock_stepping_back_does_not_drain_or_refill() -> None:
+    bucket = make()
+    bucket.try_take((30.0, 0.0), now=10.0)
+    assert bucket.levels(5.0) == (30.0, 600.0)
+    assert bucket.try_take((30.0, 0.0), now=5.0)
+    assert bucket.levels(10.0) == (0.0, 600.0)
+
+
+def test_observe_lowers_the_level_net_of_later_sends() -> None:
+    bucket = make(rpm=100, tpm=10_000)
+    bucket.try_take((1.0, 1_000.0), now=0.0)
+    mark = bucket.mark()
+    bucket.try_take((1.0, 2_000.0), now=0.0)  # sent after the first call's response
+    # The server had 4,000 tokens left when it answered the first call (someone else
+    # spends the same quota). The second call has to come off that too.
+    name = bucket.observe("tokens", now=0.0, limit=10_000, remaining=4_000, window=60, mark=mark)
+    assert name == "tokens/min"
+    assert bucket.levels(0.0)[1] == 2_000.0
+
+
+def test_observe_never_raises_the_level() -> None:
+    bucket = make(rpm=100, tpm=10_000)
+    bucket.try_take((1.0, 9_000.0), now=0.0)
+    bucket.observe("tokens", now=0.0, limit=10_000, remaining=9_999, window=60)
+    assert bucket.levels(0.0)[1] == 1_000.0
+
+
+def test_observe_resizes_on_a_changed_limit_keeping_what_was_used() -> None:
+    bucket = make(rpm=100, tpm=10_000)
+    bucket.try_take((1.0, 4_000.0), now=0.0)
+    bucket.observe("tokens", now=0.0, limit=30_000, window=60)
+    assert bucket.dimensions[1].limit == 30_000
+    assert bucket.levels(0.0)[1] == 26_000.0
+    assert bucket.delay((0.0, 4_000.0), now=0.0) == 0.0
+
+
+def test_observe_resize_can_be_turned_off() -> None:
+    bucket = make(rpm=100, tpm=10_000)
+    bucket.observe("tokens", now=0.0, limit=30_000, window=60, resize=False)
+    assert bucket.dimensions[1].limit == 10_000
+
+
+def test_observe_matches_the_day_bucket_by_window() -> None:
+    bucket = Bucket(Limits(rpm=500, rpd=10_000).dimensions(), now=0.0)
+    name = bucket.observe("requests", now=0.0, limit=10_000, remaining=200, window=86_400)
+    assert name == "requests/day"
+    assert bucket.levels(0.0) == (500.0, 200.0)
+
+
+def test_observe_with_unknown_window_never_resizes_the_minute_bucket() -> None:
+    bucket = make(rpm=500)
+    # A requests triplet whose window can't be inferred and whose limit matches nothing
+    # may be a per-day limit (Groq): it must not turn 500 RPM into 14,400.
+    assert bucket.observe("requests", now=0.0, limit=14_400, remaining=14_400) is None
+    assert bucket.dimensions[0].limit == 500
+    # Remaining-only snapshots (old Azure) speak of the per-minute bucket.
+    assert bucket.observe("requests", now=0.0, remaining=7) == "requests/min"
+    assert bucket.levels(0.0)[0] == 7.0
+
+
+def test_observe_unknown_metric_is_ignored() -> None:
+    bucket = make()
+    assert bucket.observe("input_tokens", now=0.0, remaining=0) is None
+
+
+def test_resize_by_name() -> None:
+    bucket = make()
+    bucket.resize("requests/min", 120, now=0.0)
+    assert bucket.dimensions[0].rate == 2.0
+    with pytest.raises(KeyError):
+        bucket.resize("nope", 1, now=0.0)
+
+
+def test_input_and_output_token_dimensions() -> None:
+    bucket = Bucket(Limits(input_tpm=1_000, output_tpm=100).dimensions(), now=0.0)
+    assert bucket.amounts(Cost(tokens=300, input_tokens=200, output_tokens=100)) == (200.0, 100.0)
+    # Without the split the whole of `tokens` is charged to both (the safe side).
+    assert bucket.amounts(Cost(tokens=50)) == (50.0, 50.0)
+
+
+def test_bad_construction() -> None:
+    dims = Limits(rpm=1).dimensions()
+    with pytest.raises(ValueError, match="at least one"):
+        Bucket((), now=0.0)
+    with pytest.raises(ValueError, match="unique"):
+        Bucket(dims + dims, now=0.0)
+
+
+# -- properties -------------------------------------------------------------------------
+
+_DIMS = (
+    Dimension("requests/min", "requests", 60, 60.0, 5.0),
+    Dimension("tokens/min", "tokens", 6_000, 60.0, 1_000.0),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0.0, max_value=3.0),  # time step
+            st.integers(min_value=0, max_value=3),  # requests
+            st.integers(min_value=0, max_value=1_000),  # tokens
+            st.integers(min_value=-300, max_value=300),  # settle delta on tokens
+        ),
+        max_size=120,
+    ),
+    st.booleans(),
+)
+def test_granted_in_any_window_never_exceeds_capacity_plus_refill(
+    ops: list[tuple[float, int, int, int]], settle: bool
+) -> None:
+    """Over any window [t_i, t_j]: what grants i..j-1 really cost plus what grant j took
+    is at most capacity + rate * (t_j - t_i). Without settles "really cost" is what was
+    taken; with them, refunds make room and overspend is debt that delays later grants.
+    """
+    bucket = Bucket(_DIMS, now=0.0)
+    now = 0.0
+    grants: list[tuple[float, tuple[float, float], tuple[float, float]]] = []
+    for step, requests, tokens, delta in ops:
+        now += step
+        taken = (float(requests), float(tokens))
+        if bucket.try_take(taken, now):
+            charged = taken
+            if settle:
+                charged = (float(requests), max(0.0, tokens + delta))
+                bucket.settle(taken, charged, now)
+            grants.append((now, taken, charged))
+    for i, (start, _, _) in enumerate(grants):
+        before = [0.0, 0.0]
+        for end, taken, charged in grants[i:]:
+            for d, dim in enumerate(_DIMS):
+                bound = dim.capacity + dim.rate * (end - start)
+                assert before[d] + taken[d] <= bound + 1e-6, (d, start, end, before[d], bound)
+                before[d] += charged[d]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(min_value=0.0, max_value=5.0), st.integers(0, 5), st.integers(0, 900)),
+        max_size=60,
+    )
+)
+def test_take_then_give_back_is_as_if_never_taken(ops: list[tuple[float, int, int]]) -> None:
+    with_refunds = Bucket(_DIMS, now=0.0)
+    untouched = Bucket(_DIMS, now=0.0)
+    now = 0.0
+    for step, requests, tokens in ops:
+        now += step
+        amounts = (float(requests), float(tokens))
+        if with_refunds.try_take(amounts, now):
+            with_refunds.give_back(amounts, now + step / 2)
+    assert with_refunds.levels(now + 1) == pytest.approx(untouched.levels(now + 1), abs=1e-9)
