@@ -15,20 +15,26 @@ from ._exceptions import (
     ServerError,
     WouldBlock,
 )
+from ._bucket import Bucket
+from ._limiter import LimiterStatistics, RateLimiter, Reservation
 from ._types import Cost, Dimension, Limits
 
 __all__ = [
     "APIStatusError",
     "AcquireTimeoutError",
     "AuthenticationError",
+    "Bucket",
     "CapacityExceededError",
     "Cost",
     "Dimension",
     "InsufficientQuotaError",
+    "LimiterStatistics",
     "Limits",
     "RateLimitError",
     "RateLimitLLMError",
+    "RateLimiter",
     "RequestTooLargeError",
+    "Reservation",
     "ReservationError",
     "ServerError",
     "WouldBlock",

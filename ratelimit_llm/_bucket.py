@@ -21,7 +21,8 @@ several dimensions with reservations (see ``../shared/research/peers.md``).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import operator
+from collections.abc import Callable, Sequence
 
 from ._exceptions import CapacityExceededError
 from ._types import Cost, Dimension
@@ -55,8 +56,8 @@ class Bucket:
         "_dimensions",
         "_levels",
         "_metrics",
-        "_plain",
         "_rates",
+        "_read_plain",
         "_refunded",
         "_sent",
         "_spent",
@@ -75,7 +76,10 @@ class Bucket:
         self._metrics = tuple(d.metric for d in dimensions)
         # Requests and tokens are plain attributes of a Cost; reading them directly keeps
         # the per-call path short (input/output tokens need Cost.amount's fallback).
-        self._plain = all(m in ("requests", "tokens") for m in self._metrics)
+        plain = all(m in ("requests", "tokens") for m in self._metrics)
+        self._read_plain: Callable[[Cost], tuple[float, ...]] | None = None
+        if plain and len(self._metrics) > 1:
+            self._read_plain = operator.attrgetter(*self._metrics)
         self._rates = [d.rate for d in dimensions]
         self._capacity = [d.capacity for d in dimensions]
         self._levels = [d.capacity * fill for d in dimensions]
@@ -95,8 +99,8 @@ class Bucket:
 
     def amounts(self, cost: Cost) -> tuple[float, ...]:
         """What ``cost`` takes from each dimension, in dimension order."""
-        if self._plain:
-            return tuple([getattr(cost, metric) for metric in self._metrics])
+        if self._read_plain is not None:
+            return self._read_plain(cost)
         return tuple([cost.amount(metric) for metric in self._metrics])
 
     def levels(self, now: float) -> tuple[float, ...]:

@@ -121,7 +121,13 @@ class Reservation:
         if self._state != _OPEN:
             raise ReservationError("reservation already closed")
         self._state = _SETTLED
-        self._limiter._settle(self._amounts, actual)
+        limiter = self._limiter
+        bucket = limiter._bucket
+        assert bucket is not None and limiter._clock is not None
+        bucket.settle(self._amounts, bucket.amounts(actual), limiter._clock())
+        limiter._settled += 1
+        if limiter._waiting:
+            limiter._wake_head()
 
     def release(self) -> None:
         """Give the whole reservation back: the call it was for was never sent.
@@ -492,14 +498,6 @@ class RateLimiter:
             self._waiting -= 1
         self._abandoned += 1
         self._wake_head()
-
-    def _settle(self, reserved: tuple[float, ...], actual: Cost) -> None:
-        bucket = self._bucket
-        assert bucket is not None and self._clock is not None
-        bucket.settle(reserved, bucket.amounts(actual), self._clock())
-        self._settled += 1
-        if self._waiting:
-            self._wake_head()
 
     def _release(self, reserved: tuple[float, ...]) -> None:
         bucket = self._bucket
