@@ -1,0 +1,405 @@
+"""Read the server's rate-limit headers into one plain snapshot.
+
+Every provider that speaks the OpenAI protocol reports its buckets a little differently:
+OpenAI and Groq send ``x-ratelimit-{limit,remaining,reset}-{requests,tokens}`` with Go
+durations, Azure sends bare seconds and ``-1`` sentinels (or only the ``remaining`` half),
+Cerebras and Mistral put the window in the header name, Anthropic sends RFC 3339
+timestamps under its own prefix. This module turns all of them into a list of
+`DimensionSnapshot` records so the limiter never has to know who answered.
+
+It runs on every response, so it does one pass over the headers with a precomputed table
+of the names it knows, and it never raises: a header it cannot read is dropped and logged
+at DEBUG (its name and a short repr of its value, nothing else).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, TypeAlias
+
+from ._durations import parse_duration
+from ._types import METRICS
+
+__all__ = [
+    "DimensionSnapshot",
+    "HeadersLike",
+    "RateLimitSnapshot",
+    "parse_rate_limit_headers",
+    "parse_retry_after",
+]
+
+#: What the parsers accept: a dict, an ``httpx.Headers`` / ``httpx2.Headers`` (both are
+#: mappings) or a list of ``(name, value)`` pairs.
+HeadersLike: TypeAlias = Mapping[str, str] | Iterable[tuple[str, str]]
+
+_log = logging.getLogger("ratelimit_llm.headers")
+
+_SECOND, _MINUTE, _HOUR, _DAY = 1.0, 60.0, 3_600.0, 86_400.0
+# Windows a server may plausibly use; an inferred window snaps to the nearest of these.
+_KNOWN_WINDOWS: tuple[float, ...] = (_SECOND, 10.0, _MINUTE, _HOUR, _DAY)
+_PERIODS: dict[str, float] = {"second": _SECOND, "minute": _MINUTE, "hour": _HOUR, "day": _DAY}
+
+# Header name -> (field, metric, scope, window known from the name).
+_Field: TypeAlias = tuple[str, str, str, float | None]
+
+
+def _build_table() -> dict[str, _Field]:
+    table: dict[str, _Field] = {}
+    metric_names = {
+        "requests": "requests",
+        "req": "requests",  # Mistral: x-ratelimit-limit-req-minute
+        "tokens": "tokens",
+        "input-tokens": "input_tokens",
+        "output-tokens": "output_tokens",
+    }
+    for field in ("limit", "remaining", "reset"):
+        prefix = f"x-ratelimit-{field}-"
+        for name, metric in metric_names.items():
+            table[prefix + name] = (field, metric, "", None)
+            table[f"{prefix}project-{name}"] = (field, metric, "project", None)
+            # Cerebras (requests-day, tokens-minute) and Mistral (tokens-minute).
+            for period, window in _PERIODS.items():
+                table[f"{prefix}{name}-{period}"] = (field, metric, "", window)
+        # OpenAI 2023-2025 sent a second tokens triplet under this legacy name.
+        table[prefix + "tokens_usage_based"] = (field, "tokens", "usage_based", None)
+        for name in ("requests", "tokens", "input-tokens", "output-tokens"):
+            anthropic = f"anthropic-ratelimit-{name}-{field}"
+            table[anthropic] = (field, name.replace("-", "_"), "", None)
+    return table
+
+
+_FIELDS: dict[str, _Field] = _build_table()
+_RETRY_AFTER_MS = "retry-after-ms"
+_RETRY_AFTER = "retry-after"
+_SHOULD_RETRY = "x-should-retry"
+_WANTED: frozenset[str] = frozenset(_FIELDS) | {_RETRY_AFTER_MS, _RETRY_AFTER, _SHOULD_RETRY}
+
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}", re.ASCII)
+_MAX_VALUE_LENGTH = 200
+# Past these a reset is a point in time, not a span: 1e9 s is 31 years, and 1e12 is the
+# same instant written in milliseconds.
+_EPOCH_SECONDS = 1e9
+_EPOCH_MILLIS = 1e12
+# Real responses carry a few dozen headers; the cap only stops an endless iterable.
+_MAX_HEADERS = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class DimensionSnapshot:
+    """What the server said about one bucket, e.g. the organisation's tokens per minute.
+
+    ``reset`` is the number of seconds until the bucket is *full* again (OpenAI's meaning),
+    not until the next unit frees up. ``window`` is the bucket's period in seconds: known
+    from the header name (Cerebras ``requests-day``), else inferred from
+    ``reset * limit / (limit - remaining)`` and snapped to 1 s, 10 s, a minute, an hour or
+    a day; `None` when neither works. Any value may be `None` when it was absent, unreadable
+    or a sentinel (Azure's ``-1``).
+    """
+
+    metric: str
+    scope: str
+    limit: float | None
+    remaining: float | None
+    reset: float | None
+    window: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitSnapshot:
+    """Everything rate-limit related in one response's headers.
+
+    ``dimensions`` holds one record per bucket that had at least one readable value, in a
+    stable order (requests, tokens, input tokens, output tokens; the default scope first).
+    ``retry_after`` is in seconds, from ``retry-after-ms`` or else ``retry-after``;
+    ``should_retry`` is the ``x-should-retry`` header, or `None` without one.
+    """
+
+    dimensions: tuple[DimensionSnapshot, ...] = ()
+    retry_after: float | None = None
+    should_retry: bool | None = None
+
+    def get(self, metric: str, scope: str = "") -> DimensionSnapshot | None:
+        """The first dimension counting ``metric`` in ``scope``, or `None`."""
+        for dimension in self.dimensions:
+            if dimension.metric == metric and dimension.scope == scope:
+                return dimension
+        return None
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the headers said nothing about rate limits at all."""
+        return not self.dimensions and self.retry_after is None and self.should_retry is None
+
+
+def parse_rate_limit_headers(
+    headers: HeadersLike, *, wall_time: float | None = None
+) -> RateLimitSnapshot:
+    """Read every rate-limit header in ``headers`` into a `RateLimitSnapshot`.
+
+    Names are case-insensitive. ``wall_time`` (Unix seconds, default `time.time()`) is
+    "now" for the headers that give a point in time: Anthropic's RFC 3339 resets, epoch
+    resets and an HTTP-date ``retry-after``. Never raises.
+
+    Example::
+
+        snapshot = parse_rate_limit_headers(response.headers)
+        tokens = snapshot.get("tokens")
+        if tokens is not None and tokens.remaining is not None: ...
+    """
+    found = _collect(headers)
+    if not found:
+        return RateLimitSnapshot()
+    now = time.time() if wall_time is None else wall_time
+    raw: dict[tuple[str, str, float | None], dict[str, float]] = {}
+    for name, values in found.items():
+        spec = _FIELDS.get(name)
+        if spec is None:
+            continue
+        field, metric, scope, window = spec
+        value = _read_reset(values, now) if field == "reset" else _read_number(values)
+        if value is None:
+            _log.debug("ignored header %s: %s", name, _short(values))
+            continue
+        raw.setdefault((metric, scope, window), {})[field] = value
+    dimensions = [
+        dimension
+        for key, fields in raw.items()
+        if (dimension := _dimension(key, fields)) is not None
+    ]
+    dimensions.sort(key=_order)
+    return RateLimitSnapshot(
+        dimensions=tuple(dimensions),
+        retry_after=_retry_after(found, now),
+        should_retry=_should_retry(found),
+    )
+
+
+def parse_retry_after(headers: HeadersLike, *, wall_time: float | None = None) -> float | None:
+    """Seconds the server asks us to wait: ``retry-after-ms``, else ``retry-after``.
+
+    ``retry-after`` may be seconds (a float) or an HTTP-date, measured from ``wall_time``
+    (default `time.time()`). A value that is negative, not finite or unreadable is skipped
+    in favour of the next source; `None` when none is usable. Never raises.
+    """
+    found = _collect(headers)
+    if _RETRY_AFTER_MS not in found and _RETRY_AFTER not in found:
+        return None
+    return _retry_after(found, time.time() if wall_time is None else wall_time)
+
+
+def _collect(headers: object) -> dict[str, list[str]]:
+    """The values of the headers this module knows, by lower-case name, in arrival order."""
+    found: dict[str, list[str]] = {}
+    try:
+        for count, item in enumerate(_pairs(headers)):
+            if count >= _MAX_HEADERS:
+                break
+            try:
+                name, value = item
+            except Exception:
+                continue
+            # str first: this loop sees every header of every response.
+            key = name if isinstance(name, str) else _as_text(name)
+            if key is None:
+                continue
+            key = key.strip().lower()
+            if key not in _WANTED:
+                continue  # never look further at, or log, headers we don't own
+            text = _as_text(value)
+            if text is None:
+                _log.debug("ignored header %s: value of type %s", key, type(value).__name__)
+                continue
+            found.setdefault(key, []).append(text)
+    except Exception as exc:
+        _log.debug("stopped reading headers: %s", type(exc).__name__)
+    return found
+
+
+def _pairs(headers: object) -> Iterator[Any]:
+    # httpx's multi_items() keeps repeated headers apart; its items() would comma-join them.
+    multi_items = getattr(headers, "multi_items", None)
+    if callable(multi_items):
+        yield from multi_items()
+    elif isinstance(headers, Mapping):
+        yield from headers.items()
+    elif isinstance(headers, Iterable) and not isinstance(headers, str | bytes):
+        yield from headers
+
+
+def _as_text(value: object) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("latin-1")  # HTTP's own fallback; cannot fail
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        try:
+            return str(value)
+        except ValueError:  # an int past Python's digit limit
+            return None
+    return None
+
+
+def _pieces(values: list[str]) -> Iterator[str]:
+    # Duplicates arrive as repeated values or comma-joined ("60, 60"); first readable wins.
+    for value in values:
+        if len(value) > _MAX_VALUE_LENGTH:
+            continue
+        for piece in value.split(","):
+            piece = piece.strip()
+            if piece:
+                yield piece
+
+
+def _to_float(text: str) -> float | None:
+    if not _NUMBER.fullmatch(text):
+        return None
+    number = float(text)
+    return number if math.isfinite(number) else None
+
+
+def _read_number(values: list[str]) -> float | None:
+    for piece in _pieces(values):
+        number = _to_float(piece)
+        if number is not None:
+            return number
+    return None
+
+
+def _read_reset(values: list[str], now: float) -> float | None:
+    for piece in _pieces(values):
+        number = _to_float(piece)
+        if number is not None:
+            if number > _EPOCH_MILLIS:
+                return max(0.0, number / 1000 - now)
+            if number > _EPOCH_SECONDS:
+                return max(0.0, number - now)
+            return max(0.0, number)
+        seconds = parse_duration(piece)
+        if seconds is not None:
+            return seconds
+        if _RFC3339.match(piece):
+            instant = _timestamp(piece)
+            if instant is not None:
+                return max(0.0, instant - now)
+    return None
+
+
+def _timestamp(text: str) -> float | None:
+    try:
+        moment = datetime.fromisoformat(text)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        instant = moment.timestamp()
+    except (ValueError, OverflowError, OSError):
+        return None
+    return instant if math.isfinite(instant) else None
+
+
+def _dimension(
+    key: tuple[str, str, float | None], fields: dict[str, float]
+) -> DimensionSnapshot | None:
+    metric, scope, known_window = key
+    raw_limit = fields.get("limit")
+    raw_remaining = fields.get("remaining")
+    reset = fields.get("reset")
+    # Azure's Responses API sends limit -1, remaining -1, reset 0 to mean "not tracked".
+    sentinel = raw_limit is not None and raw_limit < 0
+    limit = raw_limit if raw_limit is not None and raw_limit > 0 else None
+    remaining = raw_remaining
+    if raw_remaining is not None and raw_remaining < 0:
+        unknown = sentinel or (raw_limit is None and raw_remaining == -1)
+        remaining = None if unknown else 0.0
+    if sentinel:
+        reset = None
+    if limit is None and remaining is None and reset is None:
+        return None
+    window = known_window
+    if window is None:
+        window = _infer_window(limit, remaining, reset)
+    return DimensionSnapshot(metric, scope, limit, remaining, reset, window)
+
+
+def _infer_window(
+    limit: float | None, remaining: float | None, reset: float | None
+) -> float | None:
+    """The bucket's period from how long it takes to refill what has been used.
+
+    Resets are truncated to milliseconds, so a small one (2.64 ms sent as ``2ms``) is off
+    by a good fraction; snapping to the nearest plausible window absorbs that, and a
+    result more than a factor of two from every plausible window is not trusted.
+    """
+    if limit is None or remaining is None or reset is None:
+        return None
+    if not (0 <= remaining < limit) or reset <= 0:
+        return None
+    estimate = reset * limit / (limit - remaining)
+    if not math.isfinite(estimate) or estimate <= 0:
+        return None
+    nearest = min(_KNOWN_WINDOWS, key=lambda window: abs(math.log(estimate / window)))
+    return nearest if nearest / 2 <= estimate <= nearest * 2 else None
+
+
+def _order(dimension: DimensionSnapshot) -> tuple[int, bool, str, float]:
+    metric = METRICS.index(dimension.metric) if dimension.metric in METRICS else len(METRICS)
+    return (metric, dimension.scope != "", dimension.scope, dimension.window or 0.0)
+
+
+def _retry_after(found: dict[str, list[str]], now: float) -> float | None:
+    millis_values = found.get(_RETRY_AFTER_MS, [])
+    for piece in _pieces(millis_values):
+        millis = _to_float(piece)
+        if millis is not None and millis >= 0:
+            return millis / 1000
+    if millis_values:
+        _log.debug("ignored header %s: %s", _RETRY_AFTER_MS, _short(millis_values))
+    values = found.get(_RETRY_AFTER, [])
+    # An HTTP-date has a comma of its own ("Wed, 21 Oct 2015 07:28:00 GMT"), so each
+    # whole value is tried as a date before being split as a list.
+    for value in values:
+        seconds = _http_date(value, now)
+        if seconds is not None:
+            return seconds
+    for piece in _pieces(values):
+        seconds = _to_float(piece)
+        if seconds is not None and seconds >= 0:
+            return seconds
+    if values:
+        _log.debug("ignored header %s: %s", _RETRY_AFTER, _short(values))
+    return None
+
+
+def _http_date(value: str, now: float) -> float | None:
+    if len(value) > _MAX_VALUE_LENGTH or not any(c.isalpha() for c in value):
+        return None
+    try:
+        moment = parsedate_to_datetime(value.strip())
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp() - now
+    except Exception:  # the stdlib date parser has raised several types over the years
+        return None
+    # A date already past is as unusable as "-10": let the caller fall back.
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+def _should_retry(found: dict[str, list[str]]) -> bool | None:
+    for piece in _pieces(found.get(_SHOULD_RETRY, [])):
+        lowered = piece.lower()
+        if lowered == "true":
+            return True
+        if lowered == "false":
+            return False
+    return None
+
+
+def _short(values: list[str]) -> str:
+    text = values[0] if len(values) == 1 else ", ".join(values)
+    return repr(text[:40] + "…") if len(text) > 40 else repr(text)
