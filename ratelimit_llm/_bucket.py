@@ -122,17 +122,19 @@ class Bucket:
             if amount > capacity * (1 + _EPSILON):
                 raise CapacityExceededError(dim.name, amount, capacity)
 
-    def delay(self, amounts: Sequence[float], now: float) -> float:
+    def delay(self, amounts: Sequence[float], now: float, *, within_capacity: bool = True) -> float:
         """Seconds from ``now`` until every dimension has room for ``amounts``.
 
-        Assumes nothing else is taken meanwhile; ``math.inf`` if it can never fit.
+        Assumes nothing else is taken meanwhile; ``math.inf`` if it can never fit. With
+        ``within_capacity=False`` the amounts may exceed capacity: the answer is then how
+        long refill takes to produce them (a backlog served piece by piece).
         """
         self._refill(now)
         wait = 0.0
         for amount, level, rate, capacity in zip(
             amounts, self._levels, self._rates, self._capacity, strict=True
         ):
-            if amount > capacity * (1 + _EPSILON):
+            if within_capacity and amount > capacity * (1 + _EPSILON):
                 return math.inf
             short = amount - level
             if short > _EPSILON * max(1.0, amount):
@@ -238,6 +240,29 @@ class Bucket:
             sent_after = 0.0 if mark is None else max(0.0, self._sent[index] - mark[index])
             self._levels[index] = min(self._levels[index], remaining - sent_after)
         return self._dimensions[index].name
+
+    def hold(
+        self,
+        seconds: float,
+        now: float,
+        *,
+        metric: str | None = None,
+        amounts: Sequence[float] = (),
+    ) -> None:
+        """Make sure ``amounts`` cannot be granted for ``seconds`` from ``now``.
+
+        This is what a server means by "try again in X": the request fits in X seconds,
+        not sooner. Dimensions counting ``metric`` (all of them when ``None``) are lowered
+        so that their level reaches ``amounts`` (zero where not given) only after
+        ``seconds``. Like `observe`, it never raises a level.
+        """
+        if not seconds > 0 or math.isinf(seconds):
+            return
+        self._refill(now)
+        for i, rate in enumerate(self._rates):
+            if metric is None or self._metrics[i] == metric:
+                amount = amounts[i] if i < len(amounts) else 0.0
+                self._levels[i] = min(self._levels[i], amount - rate * seconds)
 
     def resize(self, name: str, limit: float, now: float) -> None:
         """Give dimension ``name`` a new limit, keeping what has been used of it."""

@@ -10,6 +10,7 @@ The tree::
     ├── WouldBlock (also anyio.WouldBlock)       acquire_nowait() found no room
     ├── AcquireTimeoutError (also TimeoutError)  a waiter's deadline passed
     ├── ReservationError (also RuntimeError)     a reservation used after it was closed
+    ├── CredentialsExhaustedError                every credential was retired
     └── APIStatusError                           the server refused and we gave up
         ├── RateLimitError                       429 that waiting may cure
         │   ├── InsufficientQuotaError           429 quota/billing: never retried
@@ -29,6 +30,7 @@ __all__ = [
     "AcquireTimeoutError",
     "AuthenticationError",
     "CapacityExceededError",
+    "CredentialsExhaustedError",
     "InsufficientQuotaError",
     "RateLimitError",
     "RateLimitLLMError",
@@ -74,6 +76,18 @@ class AcquireTimeoutError(RateLimitLLMError, TimeoutError):
 
 class ReservationError(RateLimitLLMError, RuntimeError):
     """A reservation was settled or released after it had already been closed."""
+
+
+class CredentialsExhaustedError(RateLimitLLMError):
+    """Every credential in rotation was retired (401/403, insufficient quota).
+
+    ``reasons`` maps each credential's redacted name to why it was retired.
+    """
+
+    def __init__(self, reasons: dict[str, str]) -> None:
+        self.reasons = dict(reasons)
+        listed = "; ".join(f"{name}: {why}" for name, why in self.reasons.items())
+        super().__init__(f"no usable credential is left ({listed or 'none configured'})")
 
 
 class APIStatusError(RateLimitLLMError):

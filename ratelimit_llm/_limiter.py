@@ -20,21 +20,24 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import anyio
 import sniffio
 
 from ._bucket import Bucket, Mark
 from ._exceptions import AcquireTimeoutError, ReservationError, WouldBlock
+from ._headers import RateLimitSnapshot
 from ._types import Cost, Dimension, Limits
 
 __all__ = ["LimiterStatistics", "RateLimiter", "Reservation"]
 
 Clock = Callable[[], float]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 _DEFAULT_COST = Cost(requests=1)
 
@@ -238,6 +241,7 @@ class RateLimiter:
         "_granted_after_wait",
         "_initial_fill",
         "_queue",
+        "_queued",
         "_released",
         "_settled",
         "_time_waited",
@@ -265,6 +269,8 @@ class RateLimiter:
         else:
             Bucket(dimensions, 0.0, fill=initial_fill)  # validate now, not on first use
         self._queue: deque[_Waiter] = deque()
+        # What the live waiters ask for in total, per dimension (for `expected_wait`).
+        self._queued = [0.0] * len(dimensions)
         self._waiting = 0
         self._granted = 0
         self._granted_after_wait = 0
@@ -295,6 +301,27 @@ class RateLimiter:
         if timeout is not None and not (timeout >= 0):
             raise ValueError(f"timeout must be >= 0 or None, got {timeout!r}")
         return _Acquire(self, _DEFAULT_COST if cost is None else cost, timeout)
+
+    def limit(
+        self,
+        cost: Cost | Callable[..., Cost] | None = None,
+        *,
+        timeout: float | None = None,
+        actual: Callable[[Any], Cost | None] | None = None,
+    ) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+        """Decorate a coroutine function so that each call acquires ``cost`` first.
+
+        Example::
+
+            @limiter.limit(cost=lambda text, **_: Cost(tokens=len(text) // 4 + 256))
+            async def summarize(text: str) -> ChatCompletion: ...
+
+        The result's ``usage`` (or ``actual(result)``) settles the reservation. See
+        `ratelimit_llm._decorator.limit`.
+        """
+        from ._decorator import limit
+
+        return limit(self, cost, timeout=timeout, actual=actual)
 
     def acquire_nowait(self, cost: Cost | None = None) -> Reservation:
         """Take ``cost`` if it fits now and nobody is waiting.
@@ -342,6 +369,58 @@ class RateLimiter:
             # it, and the head finds that out when its timer fires.
             self._wake_head()
         return name
+
+    def observe_snapshot(
+        self, snapshot: RateLimitSnapshot, reservation: Reservation | None = None
+    ) -> list[str]:
+        """Apply every dimension of a parsed header snapshot (see `observe`).
+
+        Only the organisation-level triplets (``scope == ""``) and the project-token
+        triplet are used; the narrower of the two wins because both are enforced.
+        Returns the names of the dimensions that were corrected.
+        """
+        corrected = []
+        for dim in snapshot.dimensions:
+            if dim.scope not in ("", "project"):
+                continue
+            name = self.observe(
+                dim.metric,
+                limit=dim.limit if dim.scope == "" else None,
+                remaining=dim.remaining,
+                window=dim.window,
+                reservation=reservation,
+            )
+            if name is not None:
+                corrected.append(name)
+        return corrected
+
+    def hold(self, seconds: float, *, metric: str | None = None, cost: Cost | None = None) -> None:
+        """Grant nothing that needs ``cost`` for ``seconds``: the server said "try again in".
+
+        Dimensions counting ``metric`` (all when ``None``) are lowered so that ``cost``
+        fits only after ``seconds``; everyone in line waits behind that, which is what
+        stops a 429 storm. Never raises a level.
+        """
+        bucket = self._bucket or self._start()
+        amounts = () if cost is None else bucket.amounts(cost)
+        bucket.hold(seconds, self._now(), metric=metric, amounts=amounts)
+
+    def expected_wait(self, cost: Cost | None = None) -> float:
+        """Seconds until ``cost`` would be granted if it joined the line now.
+
+        An estimate (refill at the current rate, everyone ahead served in order), used
+        to route a call to the key that can serve it soonest. ``math.inf`` if it never
+        fits.
+        """
+        bucket = self._bucket or self._start()
+        amounts = bucket.amounts(_DEFAULT_COST if cost is None else cost)
+        now = self._now()
+        if not self._waiting:
+            return bucket.delay(amounts, now)
+        if bucket.delay(amounts, now) == math.inf:
+            return math.inf
+        backlog = tuple(a + q for a, q in zip(amounts, self._queued, strict=True))
+        return bucket.delay(backlog, now, within_capacity=False)
 
     def resize(self, name: str, limit: float) -> None:
         """Set a new limit for dimension ``name`` (e.g. ``"tokens/min"``)."""
@@ -423,6 +502,9 @@ class RateLimiter:
             self._queue.clear()  # only abandoned waiters were left in it
         self._queue.append(waiter)
         self._waiting += 1
+        queued = self._queued
+        for i, amount in enumerate(amounts):
+            queued[i] += amount
         deadline = math.inf if patience is None else now + patience
         clock = self._clock
         assert clock is not None
@@ -472,6 +554,7 @@ class RateLimiter:
             queue.popleft()
             head.state = _GRANTED
             self._waiting -= 1
+            self._unqueue(head.amounts)
             if head.event is not None:
                 head.event.set()
         self._wake_head()
@@ -486,6 +569,14 @@ class RateLimiter:
             if event is not None:
                 event.set()
 
+    def _unqueue(self, amounts: tuple[float, ...]) -> None:
+        queued = self._queued
+        for i, amount in enumerate(amounts):
+            queued[i] -= amount
+        if not self._waiting:
+            # Exact zero when the line is empty, whatever float error accumulated.
+            self._queued = [0.0] * len(queued)
+
     def _leave(self, waiter: _Waiter) -> None:
         """Undo a waiter that will not return a reservation (cancelled or timed out)."""
         bucket = self._bucket
@@ -496,6 +587,7 @@ class RateLimiter:
         else:
             waiter.state = _GONE
             self._waiting -= 1
+            self._unqueue(waiter.amounts)
         self._abandoned += 1
         self._wake_head()
 

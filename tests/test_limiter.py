@@ -399,3 +399,28 @@ async def test_asyncio_timeout_and_cancellation() -> None:
         await task
     await asyncio.sleep(3)
     assert limiter.acquire_nowait(units(5)).cost == units(5)
+
+
+async def test_hold_delays_everyone_until_the_named_time() -> None:
+    limiter = RateLimiter([per_second(10, capacity=10)])
+    limiter.hold(2.0, cost=units(3))
+    start = trio.current_time()
+    await limiter.acquire(units(3))
+    assert trio.current_time() - start == pytest.approx(2.0)
+    limiter.hold(0)  # nothing to hold
+    limiter.hold(1.0, metric="tokens")  # no such dimension: nothing changes
+    assert limiter.statistics().levels["requests/s"] == pytest.approx(0.0)
+
+
+async def test_expected_wait_counts_the_line_ahead() -> None:
+    limiter = RateLimiter([per_second(10, capacity=10)], initial_fill=0)
+    assert limiter.expected_wait(units(5)) == pytest.approx(0.5)
+    async with anyio.create_task_group() as tg:
+        for _ in range(3):
+            tg.start_soon(take, limiter, units(10))
+        await trio.testing.wait_all_tasks_blocked()
+        # 30 units queued ahead (more than the capacity), then 5 more: 3.5 s of refill.
+        assert limiter.expected_wait(units(5)) == pytest.approx(3.5)
+        assert limiter.expected_wait(units(11)) == float("inf")
+        tg.cancel_scope.cancel()
+    assert limiter.expected_wait(units(5)) == pytest.approx(0.5)

@@ -1,0 +1,95 @@
+"""One `RateLimiter` per (credential, model group), made on first use.
+
+OpenAI sets limits per organisation or project *and per model*, so each credential gets
+its own buckets for each model. Models that share one limit (OpenAI lists such "shared
+limit" families) are mapped to one group, and so to one bucket.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Literal, TypeAlias
+
+from ._limiter import RateLimiter
+from ._types import Limits
+
+__all__ = ["AUTO_START", "LimiterPool", "LimitsSpec"]
+
+#: What ``limits`` may be: one `Limits` for every model, a mapping from model (or
+#: ``"*"`` for the rest) to `Limits`, or ``"auto"``: start cautious and adopt what the
+#: server reports in its headers.
+LimitsSpec: TypeAlias = Limits | Mapping[str, Limits] | Literal["auto"]
+
+#: Where ``limits="auto"`` starts before the first response tells the real limits:
+#: below OpenAI's lowest paid tier for most models, so the first burst cannot 429.
+AUTO_START = Limits(rpm=60, tpm=100_000)
+
+
+class LimiterPool:
+    """Hands out the limiter for a credential and model, creating it on first use.
+
+    :param limits: see `LimitsSpec`.
+    :param shared: model name -> group name, for models that share one limit.
+    :param clock: passed to every limiter (tests use a virtual clock).
+    :param auto_start: the starting limits of buckets whose limits are learned.
+    :param follow_server_limits: let the server's headers resize buckets. Learned
+        buckets always follow the server.
+    """
+
+    __slots__ = ("_auto_start", "_clock", "_follow", "_limiters", "_limits", "_shared")
+
+    def __init__(
+        self,
+        limits: LimitsSpec,
+        *,
+        shared: Mapping[str, str] | None = None,
+        clock: Callable[[], float] | None = None,
+        auto_start: Limits = AUTO_START,
+        follow_server_limits: bool = True,
+    ) -> None:
+        if not (limits == "auto" or isinstance(limits, Limits | Mapping)):
+            raise TypeError(
+                f"limits must be a Limits, a mapping of model to Limits, or 'auto'; got {limits!r}"
+            )
+        if isinstance(limits, Mapping):
+            for model, value in limits.items():
+                if not isinstance(value, Limits):
+                    raise TypeError(f"limits[{model!r}] must be a Limits, got {value!r}")
+        self._limits = limits
+        self._shared = dict(shared or {})
+        self._clock = clock
+        self._auto_start = auto_start
+        self._follow = follow_server_limits
+        self._limiters: dict[tuple[str, str | None], RateLimiter] = {}
+
+    def group(self, model: str | None) -> str | None:
+        """The bucket group a model belongs to (itself unless mapped in ``shared``)."""
+        if model is None:
+            return None
+        return self._shared.get(model, model)
+
+    def get(self, credential: str, model: str | None) -> RateLimiter:
+        """The limiter for ``credential`` (its redacted name) and ``model``."""
+        key = (credential, self.group(model))
+        limiter = self._limiters.get(key)
+        if limiter is None:
+            limits, learned = self._limits_for(model)
+            limiter = RateLimiter(
+                limits, clock=self._clock, follow_server_limits=learned or self._follow
+            )
+            self._limiters[key] = limiter
+        return limiter
+
+    def items(self) -> Iterator[tuple[tuple[str, str | None], RateLimiter]]:
+        """Every limiter made so far, keyed by (credential, model group)."""
+        return iter(list(self._limiters.items()))
+
+    def _limits_for(self, model: str | None) -> tuple[Limits, bool]:
+        limits = self._limits
+        if isinstance(limits, Limits):
+            return limits, False
+        if isinstance(limits, Mapping):
+            for name in (model, self.group(model), "*"):
+                if name is not None and name in limits:
+                    return limits[name], False
+        return self._auto_start, True

@@ -1,0 +1,498 @@
+"""`RateLimitedTransport`: the limiter, placed where every SDK call passes.
+
+The openai SDK (and most OpenAI-compatible SDKs) send each HTTP request through an
+httpx transport; ``AsyncOpenAI(http_client=...)`` is its documented extension point.
+Wrapping the transport means chat, responses, embeddings, files and streaming all pass
+through the limiter, and so does every retry. The transport:
+
+1. reads the JSON body and estimates its cost the way the server will;
+2. asks the strategy what to do (wait, which credential);
+3. acquires the cost from the bucket of that credential and model (FIFO);
+4. sends, then reads the ``x-ratelimit-*`` headers into the bucket;
+5. settles the reservation against the real ``usage`` (for a stream, when it ends);
+6. on an error, asks the strategy whether and when to try again.
+
+openai 3.x is built on ``httpx2``, older versions and other SDKs on ``httpx``. The two
+transport interfaces have the same shape, so one class serves both: it builds its
+responses with the module of the request it was given.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import AsyncIterator, Callable
+from types import ModuleType
+from typing import Any, Protocol
+
+import anyio
+import httpx2
+
+from ._classify import classify_error, classify_error_payload
+from ._credentials import Credential
+from ._estimate import CostEstimator, cost_from_usage, usage_from_response
+from ._headers import parse_rate_limit_headers
+from ._limiter import RateLimiter, Reservation
+from ._pool import LimiterPool
+from ._sse import UsageWatcher
+from ._strategy import Attempt, Decision, Strategy
+from ._telemetry import Event, Telemetry
+from ._types import Cost
+
+__all__ = ["RateLimitedTransport"]
+
+_log = logging.getLogger("ratelimit_llm.transport")
+
+# However the strategies are set, a call is never tried more often than this.
+_HARD_ATTEMPT_LIMIT = 100
+# A failed call's body is read to classify it; more than this is not an error message.
+_MAX_ERROR_BODY = 1024 * 1024
+_NO_KEY = "<no key>"
+
+
+class _Transport(Protocol):
+    async def handle_async_request(self, request: Any) -> Any: ...
+
+    async def aclose(self) -> None: ...
+
+
+class RateLimitedTransport(httpx2.AsyncBaseTransport):
+    """An async httpx / httpx2 transport that rate-limits what passes through it.
+
+    Usually built by `ratelimit_llm.wrap`; build it yourself to pass your own client::
+
+        transport = RateLimitedTransport(
+            httpx2.AsyncHTTPTransport(), limits=Limits(rpm=500, tpm=200_000)
+        )
+        client = AsyncOpenAI(
+            http_client=httpx2.AsyncClient(transport=transport), max_retries=0
+        )
+
+    :param inner: the transport that really sends (``httpx2.AsyncHTTPTransport()`` or
+        ``httpx.AsyncHTTPTransport()``, or a mock).
+    :param pool: the buckets (`LimiterPool`); or give ``limits`` (and ``shared``)
+        to have one made.
+    :param strategy: what to do before a send and after an answer; the default,
+        `AdaptiveBackoff`, retries what waiting can cure.
+    :param estimator: how a request's cost is estimated before it is sent.
+    :param acquire_timeout: give up waiting for the bucket after this many seconds
+        (`AcquireTimeoutError`); ``None`` waits as long as it takes.
+    :param telemetry: where events and counters go.
+    """
+
+    def __init__(
+        self,
+        inner: _Transport,
+        *,
+        pool: LimiterPool | None = None,
+        limits: Any = None,
+        shared: dict[str, str] | None = None,
+        strategy: Strategy | None = None,
+        estimator: CostEstimator | None = None,
+        acquire_timeout: float | None = None,
+        telemetry: Telemetry | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        if pool is None:
+            if limits is None:
+                raise TypeError("give either pool= or limits=")
+            pool = LimiterPool(limits, shared=shared, clock=clock)
+        elif limits is not None:
+            raise TypeError("give pool= or limits=, not both")
+        if strategy is None:
+            from .strategies import AdaptiveBackoff
+
+            strategy = AdaptiveBackoff()  # type: ignore[attr-defined,unused-ignore]
+        self._inner = inner
+        self.pool = pool
+        self.strategy = strategy
+        self.estimator = estimator or CostEstimator()
+        self.acquire_timeout = acquire_timeout
+        self.telemetry = telemetry or Telemetry()
+        self._clock = clock
+        # The client's own credentials, by key, so each is redacted once.
+        self._credentials: dict[str, Credential] = {}
+
+    # -- the transport interface ------------------------------------------------------
+
+    async def handle_async_request(self, request: Any) -> Any:
+        """Send ``request`` through the limiter; see the class docstring for the steps."""
+        body = _json_body(request)
+        model = _model_of(request, body)
+        cost = (
+            self.estimator.estimate(body, endpoint=request.url.path)
+            if body is not None
+            else Cost(requests=1)
+        )
+        attempt = Attempt(
+            model=model,
+            endpoint=request.url.path,
+            cost=cost,
+            started=0.0,
+            clock=self._now,
+            pool=self.pool,
+            telemetry=self.telemetry,
+            default_credential=self._default_credential(request),
+        )
+        attempt.started = self._now()
+        # Only a body we hold in memory can be sent again, or sent with another key.
+        replayable = body is not None
+        while True:
+            response = await self._attempt(attempt, request, replayable)
+            if response is not None:
+                return response
+
+    async def aclose(self) -> None:
+        """Close the inner transport."""
+        await self._inner.aclose()
+
+    def statistics(self) -> list[Any]:
+        """Per-(credential, model) counters; see `Telemetry.statistics`."""
+        return self.telemetry.statistics()
+
+    def limiters(self) -> dict[tuple[str, str | None], RateLimiter]:
+        """The buckets made so far, by (credential name, model group)."""
+        return dict(self.pool.items())
+
+    # -- one attempt -----------------------------------------------------------------
+
+    async def _attempt(self, attempt: Attempt, request: Any, replayable: bool) -> Any | None:
+        """Make one attempt. Returns the response to hand back, or None to go again."""
+        attempt.number += 1
+        attempt.status = None
+        attempt.error = None
+        attempt.exception = None
+        attempt.snapshot = None
+        await self.strategy.before_send(attempt)
+        if attempt.credential is not None and not replayable:
+            # A streamed upload can't be re-addressed; it goes with the client's own key.
+            attempt.credential = None
+        credential = attempt.credential or attempt.default_credential
+        key_name = credential.name if credential is not None else _NO_KEY
+        limiter = attempt.limiter = self.pool.get(key_name, attempt.model)
+        reservation = await limiter.acquire(attempt.cost, timeout=self.acquire_timeout)
+        attempt.reservation = reservation
+        self._emit(
+            "granted", attempt, wait=reservation.waited, tokens_estimated=attempt.cost.tokens
+        )
+        outgoing = _readdress(request, attempt.credential) if attempt.credential else request
+        try:
+            response = await self._inner.handle_async_request(outgoing)
+        except Exception as error:
+            return await self._after_exception(attempt, reservation, error, replayable)
+        return await self._after_response(attempt, reservation, response, replayable)
+
+    async def _after_exception(
+        self, attempt: Attempt, reservation: Reservation, error: Exception, replayable: bool
+    ) -> Any | None:
+        if _never_sent(error):
+            reservation.release()
+        # Otherwise the server may have admitted the call before the connection broke:
+        # its estimate stays charged.
+        attempt.exception = error
+        self._emit("error", attempt, error_kind="connection", detail=type(error).__name__)
+        decision = self.strategy.after_response(attempt)
+        if await self._retrying(attempt, decision, replayable):
+            return None
+        self._emit("gave_up", attempt, error_kind="connection", detail=type(error).__name__)
+        if decision is not None and decision.error is not None:
+            raise decision.error from error
+        raise error
+
+    async def _after_response(
+        self, attempt: Attempt, reservation: Reservation, response: Any, replayable: bool
+    ) -> Any | None:
+        status = response.status_code
+        attempt.status = status
+        snapshot = parse_rate_limit_headers(response.headers)
+        attempt.snapshot = snapshot
+        self._emit("response", attempt, status=status)
+        content_type = response.headers.get("content-type", "")
+        if 200 <= status < 300 and "json" in content_type:
+            # Settle before taking the headers in: the server's "remaining" already
+            # counts this call at its admission charge, so a refund of unused output
+            # must not lift the level above what the server reported.
+            await response.aread()
+            self._settle(attempt, reservation, _usage_of(response.content))
+        if not snapshot.is_empty:
+            self._observe(attempt, reservation)
+        if status >= 400:
+            return await self._after_error_status(attempt, reservation, response, replayable)
+        # Successes reach the strategy too, so that it can learn (AIMD recovery).
+        self.strategy.after_response(attempt)
+        if "text/event-stream" in content_type:
+            return _watch_stream(response, lambda watcher: self._stream_ended(attempt, watcher))
+        return response
+
+    async def _after_error_status(
+        self, attempt: Attempt, reservation: Reservation, response: Any, replayable: bool
+    ) -> Any | None:
+        body = await _read_bounded(response)
+        error = classify_error(response.status_code, response.headers, body)
+        attempt.error = error
+        if response.status_code < 500 and not reservation.closed:
+            # A refused call was not run: its tokens were not spent, its request was
+            # ("unsuccessful requests contribute to your per-minute limit").
+            reservation.settle(Cost(requests=attempt.cost.requests))
+        kind = error.kind.value if error is not None else None
+        metric = error.metric if error is not None else None
+        self._emit("error", attempt, status=response.status_code, error_kind=kind, metric=metric)
+        decision = self.strategy.after_response(attempt)
+        if await self._retrying(attempt, decision, replayable):
+            await response.aclose()
+            return None
+        self._emit("gave_up", attempt, status=response.status_code, error_kind=kind)
+        if decision is not None and decision.error is not None:
+            await response.aclose()
+            raise decision.error
+        return response
+
+    async def _retrying(
+        self, attempt: Attempt, decision: Decision | None, replayable: bool
+    ) -> bool:
+        """Whether to go again; sleeps the decision's pause first."""
+        if decision is None or decision.action != "retry" or not replayable:
+            return False
+        if attempt.number >= _HARD_ATTEMPT_LIMIT:
+            _log.warning("giving up after %d attempts", attempt.number)
+            return False
+        self._emit("retry", attempt, wait=decision.delay, detail=decision.reason or None)
+        if decision.delay > 0:
+            await anyio.sleep(decision.delay)
+        return True
+
+    # -- settling ----------------------------------------------------------------------
+
+    def _observe(self, attempt: Attempt, reservation: Reservation) -> None:
+        limiter = attempt.limiter
+        assert attempt.snapshot is not None and limiter is not None
+        before = limiter.statistics().limits if _log.isEnabledFor(logging.INFO) else None
+        limiter.observe_snapshot(attempt.snapshot, reservation)
+        if before is not None:
+            after = limiter.statistics().limits
+            for name, limit in after.items():
+                if before.get(name) != limit:
+                    self._emit(
+                        "limit_changed",
+                        attempt,
+                        detail=f"{name} {before.get(name, 0):g} -> {limit:g} (server headers)",
+                    )
+
+    def _settle(
+        self, attempt: Attempt, reservation: Reservation, usage: dict[str, Any] | None
+    ) -> None:
+        actual = cost_from_usage(usage)
+        if actual is None or reservation.closed:
+            return
+        reservation.settle(actual)
+        self._emit(
+            "settled",
+            attempt,
+            tokens_estimated=attempt.cost.tokens,
+            tokens_actual=actual.tokens,
+        )
+
+    def _stream_ended(self, attempt: Attempt, watcher: UsageWatcher) -> None:
+        reservation = attempt.reservation
+        if watcher.error is not None:
+            info = classify_error_payload(watcher.error)
+            self._emit(
+                "error",
+                attempt,
+                status=attempt.status,
+                error_kind=info.kind.value,
+                metric=info.metric,
+                detail="in-stream error",
+            )
+        if reservation is not None:
+            self._settle(attempt, reservation, dict(watcher.usage) if watcher.usage else None)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _now(self) -> float:
+        if self._clock is not None:
+            return self._clock()
+        return anyio.current_time()
+
+    def _default_credential(self, request: Any) -> Credential | None:
+        key = _key_of(request)
+        if key is None:
+            return None
+        credential = self._credentials.get(key)
+        if credential is None:
+            credential = self._credentials[key] = Credential(key)
+        return credential
+
+    def _emit(self, kind: Any, attempt: Attempt, **fields: Any) -> None:
+        self.telemetry.emit(
+            Event(
+                kind=kind,
+                key=attempt.key_name,
+                model=attempt.model,
+                attempt=attempt.number,
+                **fields,
+            )
+        )
+
+
+# -- request and response plumbing ------------------------------------------------------
+
+
+def _http_module(message: Any) -> ModuleType:
+    """``httpx2`` or ``httpx``: whichever made this request or response."""
+    root = type(message).__module__.partition(".")[0]
+    return sys.modules[root]
+
+
+def _json_body(request: Any) -> dict[str, Any] | None:
+    """The request's JSON body, if it has one held in memory."""
+    if "json" not in request.headers.get("content-type", ""):
+        return None
+    try:
+        content = request.content
+    except Exception:  # a streamed body that was not read: not ours to consume
+        return None
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def _model_of(request: Any, body: dict[str, Any] | None) -> str | None:
+    if body is not None and isinstance(body.get("model"), str):
+        return str(body["model"])
+    # Azure names the deployment in the path: /openai/deployments/{name}/chat/completions
+    parts = request.url.path.split("/")
+    if "deployments" in parts:
+        index = parts.index("deployments")
+        if index + 1 < len(parts) and parts[index + 1]:
+            return str(parts[index + 1])
+    return None
+
+
+def _key_of(request: Any) -> str | None:
+    headers = request.headers
+    authorization = headers.get("authorization", "")
+    if authorization.lower().startswith("bearer "):
+        key = authorization[7:].strip()
+        return key or None
+    return headers.get("api-key") or None
+
+
+def _readdress(request: Any, credential: Credential) -> Any:
+    """A copy of ``request`` sent with ``credential`` (key, organisation, project, URL)."""
+    module = _http_module(request)
+    headers = request.headers.copy()
+    if "api-key" in headers:
+        headers["api-key"] = credential.api_key
+    else:
+        headers["authorization"] = f"Bearer {credential.api_key}"
+    if credential.organization:
+        headers["openai-organization"] = credential.organization
+    if credential.project:
+        headers["openai-project"] = credential.project
+    url = request.url
+    if credential.base_url:
+        url = _rebase(url, credential.base_url, module)
+        headers["host"] = url.netloc.decode("ascii")
+    return module.Request(
+        request.method, url, headers=headers, content=request.content, extensions=request.extensions
+    )
+
+
+def _rebase(url: Any, base_url: str, module: ModuleType) -> Any:
+    """Send ``url``'s API path to another base URL (another region, another host)."""
+    base = module.URL(base_url)
+    path = url.path
+    # Keep the part of the path after the API's own prefix (/v1, /openai, ...).
+    for marker in ("/v1/", "/openai/"):
+        if marker in path:
+            path = path[path.index(marker) + len(marker) - 1 :]
+            break
+    joined = base.path.rstrip("/") + path
+    return url.copy_with(scheme=base.scheme, host=base.host, port=base.port, path=joined)
+
+
+def _never_sent(error: BaseException) -> bool:
+    """Connection failures before the request left: nothing reached the server."""
+    name = type(error).__name__
+    return name in ("ConnectError", "ConnectTimeout", "PoolTimeout", "UnsupportedProtocol")
+
+
+async def _read_bounded(response: Any) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= _MAX_ERROR_BODY:
+            break
+    return b"".join(chunks)
+
+
+def _usage_of(content: bytes) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(content)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    usage = usage_from_response(payload)
+    return dict(usage) if usage is not None else None
+
+
+# One stream class per HTTP library: a response's stream must be an instance of that
+# library's own AsyncByteStream.
+_STREAM_CLASSES: dict[str, type] = {}
+
+
+def _watch_stream(response: Any, on_end: Callable[[UsageWatcher], None]) -> Any:
+    """Hand back ``response`` with its body passed through a `UsageWatcher`."""
+    if response.is_stream_consumed:
+        # Already read into memory (mock transports do this): nothing left to stream.
+        watcher = UsageWatcher()
+        watcher.feed(response.content)
+        watcher.close()
+        on_end(watcher)
+        return response
+    module = _http_module(response)
+    stream_class = _STREAM_CLASSES.get(module.__name__)
+    if stream_class is None:
+        stream_class = _STREAM_CLASSES[module.__name__] = _make_stream_class(module)
+    response.stream = stream_class(response.stream, on_end)
+    return response
+
+
+def _make_stream_class(module: ModuleType) -> type:
+    base: type = module.AsyncByteStream
+
+    class WatchedStream(base):  # type: ignore[misc]
+        """Passes the stream through chunk by chunk; settles when it ends or closes."""
+
+        def __init__(self, inner: Any, on_end: Callable[[UsageWatcher], None]) -> None:
+            self._inner = inner
+            self._on_end: Callable[[UsageWatcher], None] | None = on_end
+            self._watcher = UsageWatcher()
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            async for chunk in self._inner:
+                self._watcher.feed(chunk)
+                yield chunk
+            self._end()
+
+        async def aclose(self) -> None:
+            try:
+                await self._inner.aclose()
+            finally:
+                self._end()
+
+        def _end(self) -> None:
+            on_end, self._on_end = self._on_end, None
+            if on_end is not None:
+                self._watcher.close()
+                on_end(self._watcher)
+
+    WatchedStream.__name__ = WatchedStream.__qualname__ = f"WatchedStream[{module.__name__}]"
+    return WatchedStream
