@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._bucket import Bucket
 from ._exceptions import (
     AcquireTimeoutError,
     APIStatusError,
@@ -15,7 +16,6 @@ from ._exceptions import (
     ServerError,
     WouldBlock,
 )
-from ._bucket import Bucket
 from ._limiter import LimiterStatistics, RateLimiter, Reservation
 from ._types import Cost, Dimension, Limits
 

@@ -312,8 +312,9 @@ async def test_streams_pass_through_chunk_by_chunk_and_settle_at_the_end() -> No
     client, transport = client_for(handler)
     stream = await chat(client, stream=True, stream_options={"include_usage": True})
     async for chunk in stream:
-        if chunk.choices:  # noqa: PERF401 (appending as chunks arrive is what is tested)
-            received.append(int(chunk.choices[0].delta.content[1:]))
+        if chunk.choices:
+            # Appended as each chunk arrives: the generator checks this as it goes.
+            received.append(int(chunk.choices[0].delta.content[1:]))  # noqa: PERF401
     assert received == produced == [0, 1, 2, 3, 4, 5]
     (limiter,) = transport.limiters().values()
     assert limiter.statistics().actual["tokens/min"] == 10
