@@ -1,13 +1,27 @@
-"""ratelimit-llm: push OpenAI-style APIs as hard as your quota allows, and never harder."""
+"""ratelimit-llm: push OpenAI-style APIs as hard as your quota allows, and never harder.
+
+The two ways in::
+
+    client = ratelimit_llm.wrap(AsyncOpenAI(), rpm=500, tpm=200_000)   # every call limited
+
+    limiter = ratelimit_llm.RateLimiter(ratelimit_llm.Limits(rpm=500, tpm=200_000))
+    async with limiter.acquire(Cost(requests=1, tokens=1_200)) as reservation:
+        ...
+        reservation.settle(actual_cost)
+"""
 
 from __future__ import annotations
 
 from ._bucket import Bucket
+from ._classify import ErrorInfo, ErrorKind, classify_error, classify_error_payload
+from ._credentials import Credential, redact_key
+from ._estimate import CostEstimator, cost_from_usage, estimate_cost
 from ._exceptions import (
     AcquireTimeoutError,
     APIStatusError,
     AuthenticationError,
     CapacityExceededError,
+    CredentialsExhaustedError,
     InsufficientQuotaError,
     RateLimitError,
     RateLimitLLMError,
@@ -16,26 +30,58 @@ from ._exceptions import (
     ServerError,
     WouldBlock,
 )
+from ._headers import DimensionSnapshot, RateLimitSnapshot, parse_rate_limit_headers
 from ._limiter import LimiterStatistics, RateLimiter, Reservation
+from ._pool import LimiterPool
+from ._strategy import Attempt, Decision, Strategy, compose
+from ._telemetry import Event, RouteStatistics, Telemetry
+from ._transport import RateLimitedTransport
 from ._types import Cost, Dimension, Limits
+from ._wrap import transport_of, wrap
+
+__version__ = "0.1.0.dev0"
 
 __all__ = [
     "APIStatusError",
     "AcquireTimeoutError",
+    "Attempt",
     "AuthenticationError",
     "Bucket",
     "CapacityExceededError",
     "Cost",
+    "CostEstimator",
+    "Credential",
+    "CredentialsExhaustedError",
+    "Decision",
     "Dimension",
+    "DimensionSnapshot",
+    "ErrorInfo",
+    "ErrorKind",
+    "Event",
     "InsufficientQuotaError",
+    "LimiterPool",
     "LimiterStatistics",
     "Limits",
     "RateLimitError",
     "RateLimitLLMError",
+    "RateLimitSnapshot",
+    "RateLimitedTransport",
     "RateLimiter",
     "RequestTooLargeError",
     "Reservation",
     "ReservationError",
+    "RouteStatistics",
     "ServerError",
+    "Strategy",
+    "Telemetry",
     "WouldBlock",
+    "classify_error",
+    "classify_error_payload",
+    "compose",
+    "cost_from_usage",
+    "estimate_cost",
+    "parse_rate_limit_headers",
+    "redact_key",
+    "transport_of",
+    "wrap",
 ]

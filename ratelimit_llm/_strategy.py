@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from ._pool import LimiterPool
     from ._telemetry import Telemetry
 
-__all__ = ["Attempt", "Decision", "Strategy"]
+__all__ = ["Attempt", "Decision", "Strategy", "compose"]
 
 
 @dataclass(eq=False)

@@ -339,10 +339,14 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
 # -- request and response plumbing ------------------------------------------------------
 
 
-def _http_module(message: Any) -> ModuleType:
-    """``httpx2`` or ``httpx``: whichever made this request or response."""
-    root = type(message).__module__.partition(".")[0]
-    return sys.modules[root]
+def _http_module(thing: Any) -> ModuleType:
+    """``httpx2`` or ``httpx``: whichever library this request, response or client
+    belongs to (subclasses, such as the SDK's own client wrappers, included)."""
+    for cls in type(thing).__mro__:
+        root = cls.__module__.partition(".")[0]
+        if root in ("httpx2", "httpx"):
+            return sys.modules[root]
+    raise TypeError(f"{type(thing).__name__} is neither an httpx2 nor an httpx object")
 
 
 def _json_body(request: Any) -> dict[str, Any] | None:
@@ -422,14 +426,11 @@ def _never_sent(error: BaseException) -> bool:
 
 
 async def _read_bounded(response: Any) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes():
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= _MAX_ERROR_BODY:
-            break
-    return b"".join(chunks)
+    """The start of an error body. It is read whole (the SDK reads it again to build
+    its exception), but only its first megabyte is looked at."""
+    await response.aread()
+    content: bytes = response.content
+    return content[:_MAX_ERROR_BODY]
 
 
 def _usage_of(content: bytes) -> dict[str, Any] | None:
