@@ -1,0 +1,69 @@
+"""A faithful mock of the OpenAI API's rate limiting, for tests and benchmarks.
+
+It enforces RPM/TPM (and RPD/TPD, project and shared-model limits) with the same
+continuous token buckets the real service's headers and 429 messages reveal, reports
+them in the real headers and 429 texts (OpenAI, Azure or Groq dialect), generates
+deterministic fake output whose ``usage`` matches what it emitted, models latency and
+injects faults. Use it in-process through ``httpx2.ASGITransport`` (`create_app`) or on
+a loopback port (`serve`, or ``ratelimit-llm mock-server``). See ``docs/mock-server.md``.
+
+Needs the ``mock`` extra (starlette and uvicorn).
+"""
+
+from __future__ import annotations
+
+from ._accounting import (
+    ChargeRequest,
+    ChargeRule,
+    count_tokens,
+    max_rule,
+    prompt_only_rule,
+    sum_rule,
+)
+from ._app import create_app
+from ._config import (
+    DEFAULT_MODELS,
+    PROFILES,
+    FaultKind,
+    FaultPlan,
+    FaultRule,
+    KeyConfig,
+    LatencyModel,
+    LimitScope,
+    MockConfig,
+    MockLimits,
+    OutputModel,
+    Profile,
+)
+from ._keys import redact
+from ._server import MockServer, run_server, serve
+from ._state import Clock, MockState, Sleep
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "PROFILES",
+    "ChargeRequest",
+    "ChargeRule",
+    "Clock",
+    "FaultKind",
+    "FaultPlan",
+    "FaultRule",
+    "KeyConfig",
+    "LatencyModel",
+    "LimitScope",
+    "MockConfig",
+    "MockLimits",
+    "MockServer",
+    "MockState",
+    "OutputModel",
+    "Profile",
+    "Sleep",
+    "count_tokens",
+    "create_app",
+    "max_rule",
+    "prompt_only_rule",
+    "redact",
+    "run_server",
+    "serve",
+    "sum_rule",
+]

@@ -1,0 +1,423 @@
+"""Everything the mock server can be told: limits, keys, profile, latency, output, faults.
+
+All of it is frozen dataclasses validated at construction, so a typo in a benchmark's
+configuration fails where it was written and not as a confusing 429 a minute into a run.
+The one thing that changes while the server runs, the limits, is changed through
+`MockState.set_limits` (or ``POST /mock/limits``), never by mutating a config.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Literal, TypeAlias
+
+from ._accounting import ChargeRule, sum_rule
+
+__all__ = [
+    "DEFAULT_MODELS",
+    "PROFILES",
+    "FaultKind",
+    "FaultPlan",
+    "FaultRule",
+    "KeyConfig",
+    "LatencyModel",
+    "LimitScope",
+    "MockConfig",
+    "MockLimits",
+    "OutputModel",
+    "Profile",
+]
+
+#: What the buckets are keyed by besides the model: the API key, the organization
+#: (``OpenAI-Organization`` header, else the key's configured organization) or the project.
+LimitScope: TypeAlias = Literal["key", "organization", "project"]
+
+DEFAULT_MODELS: tuple[str, ...] = (
+    "gpt-4o-mini",
+    "gpt-4o",
+    "gpt-4.1",
+    "gpt-4.1-mini",
+    "o4-mini",
+    "text-embedding-3-small",
+    "text-embedding-3-large",
+)
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 1 or value != int(value):
+        raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+    return int(value)
+
+
+def _non_negative(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class MockLimits:
+    """One model's (or shared group's) limits; ``None`` means that dimension is unlimited.
+
+    ``project_tpm`` adds a project-wide token bucket next to the per-key/org one, reported
+    in the ``x-ratelimit-*-project-tokens`` headers. ``burst_seconds`` makes enforcement
+    *quantized*: the per-minute buckets hold only that many seconds' worth (``1`` enforces
+    a minute's limit per second); per-day buckets always hold the whole day.
+
+    Example::
+
+        MockLimits(rpm=500, tpm=200_000)
+        MockLimits(rpm=10_000, tpm=2_000_000, rpd=1_000_000, burst_seconds=1)
+    """
+
+    rpm: int | None = None
+    tpm: int | None = None
+    rpd: int | None = None
+    tpd: int | None = None
+    project_tpm: int | None = None
+    burst_seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("rpm", "tpm", "rpd", "tpd", "project_tpm"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _positive_int(name, value))
+        if self.burst_seconds is not None:
+            burst = _non_negative("burst_seconds", self.burst_seconds)
+            if burst == 0 or burst > 60:
+                raise ValueError(f"burst_seconds must be in (0, 60], got {burst!r}")
+            object.__setattr__(self, "burst_seconds", burst)
+
+    def updated(self, changes: Mapping[str, object]) -> MockLimits:
+        """A copy with ``changes`` applied; a ``None`` value removes that limit.
+
+        Raises `ValueError` for a name that is not a field.
+        """
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"unknown limit(s) {unknown}; expected some of {sorted(known)}")
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+    def as_dict(self) -> dict[str, int | float | None]:
+        """The limits as a JSON-ready dict."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True, slots=True)
+class KeyConfig:
+    """What the server knows about one API key.
+
+    ``organization`` and ``project`` name the key's org and project in headers and 429
+    messages (otherwise stable ids are derived from a hash of the key). A key with
+    ``insufficient_quota`` gets the billing 429 on every call.
+    """
+
+    organization: str | None = None
+    project: str | None = None
+    insufficient_quota: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """How a provider reports limits: which headers, in what format, and its 429 wording.
+
+    Use the presets (`Profile.openai`, `Profile.azure`, `Profile.groq`, `Profile.none`,
+    or `Profile.named`) and adjust a field with `dataclasses.replace` when needed.
+
+    - ``rate_limit_headers``: send the ``x-ratelimit-*`` headers at all.
+    - ``reset_format``: ``"go"`` durations (``1.574s``) or whole ``"seconds"`` (Azure).
+    - ``requests_window``: which request bucket the requests triplet reports: the
+      ``"binding"`` one (fewest remaining), always the ``"minute"`` or the ``"day"`` one;
+      ``tokens_window`` likewise for the tokens triplet.
+    - ``remaining_only``: send only ``x-ratelimit-remaining-*`` (older Azure).
+    - ``token_sentinels``: tokens triplet reads ``-1`` / ``-1`` / ``0`` (Azure Responses).
+    - ``retry_after`` / ``retry_after_ms``: headers on temporary 429s.
+    - ``should_retry_header``: ``x-should-retry: false`` on 429s that never clear.
+    - ``error_style``: wording of the 429 bodies (``"openai"``, ``"azure"``, ``"groq"``).
+    """
+
+    name: str
+    rate_limit_headers: bool = True
+    reset_format: Literal["go", "seconds"] = "go"
+    requests_window: Literal["binding", "minute", "day"] = "binding"
+    tokens_window: Literal["binding", "minute", "day"] = "binding"
+    remaining_only: bool = False
+    token_sentinels: bool = False
+    retry_after: bool = True
+    retry_after_ms: bool = False
+    should_retry_header: bool = False
+    project_headers: bool = True
+    error_style: Literal["openai", "azure", "groq"] = "openai"
+
+    @classmethod
+    def openai(cls) -> Profile:
+        """OpenAI: Go durations, the binding request bucket, ``Retry-After`` in seconds."""
+        return cls("openai")
+
+    @classmethod
+    def azure(cls, *, sentinels: bool = False) -> Profile:
+        """Azure OpenAI: resets in whole seconds, ``retry-after-ms``, Azure's 429 text."""
+        return cls(
+            "azure",
+            reset_format="seconds",
+            retry_after_ms=True,
+            token_sentinels=sentinels,
+            project_headers=False,
+            error_style="azure",
+        )
+
+    @classmethod
+    def groq(cls) -> Profile:
+        """Groq: the requests triplet is per day, the tokens triplet per minute."""
+        return cls(
+            "groq",
+            requests_window="day",
+            tokens_window="minute",
+            should_retry_header=True,
+            project_headers=False,
+            error_style="groq",
+        )
+
+    @classmethod
+    def none(cls) -> Profile:
+        """A server that sends no rate-limit headers and no ``Retry-After``: only the 429 text."""
+        return cls("none", rate_limit_headers=False, retry_after=False, project_headers=False)
+
+    @classmethod
+    def named(cls, name: str) -> Profile:
+        """The preset called ``name``: openai, azure, azure-sentinels, groq or none."""
+        try:
+            return PROFILES[name]
+        except KeyError:
+            raise ValueError(
+                f"unknown profile {name!r}; expected one of {sorted(PROFILES)}"
+            ) from None
+
+
+PROFILES: Mapping[str, Profile] = {
+    "openai": Profile.openai(),
+    "azure": Profile.azure(),
+    "azure-sentinels": Profile.azure(sentinels=True),
+    "groq": Profile.groq(),
+    "none": Profile.none(),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyModel:
+    """How long a response takes: generation dominates, as on the real API.
+
+    Time to first token is ``ttft + per_prompt_token * prompt_tokens``; output then flows
+    at ``tokens_per_second``. Both vary by up to ``jitter`` (a fraction, seeded per
+    request). ``scale`` multiplies every delay: ``0`` makes the server answer at once,
+    which is what tests want.
+    """
+
+    ttft: float = 0.3
+    per_prompt_token: float = 0.00002
+    tokens_per_second: float = 80.0
+    jitter: float = 0.2
+    scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("ttft", "per_prompt_token", "jitter", "scale"):
+            object.__setattr__(self, name, _non_negative(name, getattr(self, name)))
+        if _non_negative("tokens_per_second", self.tokens_per_second) == 0:
+            raise ValueError("tokens_per_second must be > 0")
+        if self.jitter >= 1:
+            raise ValueError(f"jitter must be < 1, got {self.jitter!r}")
+
+    @classmethod
+    def instant(cls) -> LatencyModel:
+        """No latency at all: every response is ready immediately."""
+        return cls(scale=0.0)
+
+
+@dataclass(frozen=True, slots=True)
+class OutputModel:
+    """How much the fake model writes.
+
+    The output length is drawn (seeded) between ``min_tokens`` and the request's cap, or
+    ``default_max_tokens`` when the request sets none; the same default is what the
+    charge rule reserves for such a request.
+    """
+
+    min_tokens: int = 8
+    default_max_tokens: int = 256
+    embedding_dimensions: int = 1536
+
+    def __post_init__(self) -> None:
+        for name in ("min_tokens", "default_max_tokens", "embedding_dimensions"):
+            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
+
+
+class FaultKind(StrEnum):
+    """The failures the mock can inject. The value is the name used on the command line."""
+
+    SERVER_ERROR = "500"
+    BAD_GATEWAY = "502"
+    OVERLOADED = "503_overloaded"
+    SLOW_DOWN = "503_slow_down"
+    GATEWAY_TIMEOUT = "504"
+    CONNECTION_RESET = "connection_reset"
+    STREAM_CUT = "stream_cut"
+    STREAM_ERROR = "stream_error"
+    KEEPALIVE = "keepalive"
+    SLOW_FIRST_BYTE = "slow_first_byte"
+    MISSING_HEADERS = "missing_headers"
+    GARBLED_HEADERS = "garbled_headers"
+    INSUFFICIENT_QUOTA = "insufficient_quota"
+
+    @property
+    def stream_only(self) -> bool:
+        """Faults that only make sense inside an event stream."""
+        return self in (FaultKind.STREAM_CUT, FaultKind.STREAM_ERROR, FaultKind.KEEPALIVE)
+
+
+_RULE = re.compile(r"^\s*([\w.-]+)\s*(?:=\s*([0-9.eE+-]+)|@\s*(\d+)\s*(?:-\s*(\d+))?)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRule:
+    """Inject ``kind`` with ``probability`` per request, or on request numbers in ``requests``.
+
+    Request numbers count API calls (not ``/mock`` or ``/v1/models``) from 1 since the
+    server started or was last reset; ``requests=(10, 12)`` hits the 10th, 11th and 12th.
+
+    Example::
+
+        FaultRule(FaultKind.OVERLOADED, probability=0.05)
+        FaultRule.parse("500@10-12")
+    """
+
+    kind: FaultKind
+    probability: float = 0.0
+    requests: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", FaultKind(self.kind))
+        probability = _non_negative("probability", self.probability)
+        if probability > 1:
+            raise ValueError(f"probability must be <= 1, got {probability!r}")
+        object.__setattr__(self, "probability", probability)
+        if self.requests is not None:
+            first, last = self.requests
+            if first < 1 or last < first:
+                raise ValueError(
+                    f"requests must be (first, last) with 1 <= first <= last, got {self.requests!r}"
+                )
+
+    @classmethod
+    def parse(cls, text: str) -> FaultRule:
+        """Read ``KIND=PROBABILITY``, ``KIND@N`` or ``KIND@FIRST-LAST`` (the CLI syntax)."""
+        match = _RULE.match(text)
+        if match is None:
+            raise ValueError(f"bad fault {text!r}; expected KIND=PROBABILITY or KIND@N or KIND@N-M")
+        name, probability, first, last = match.groups()
+        try:
+            kind = FaultKind(name)
+        except ValueError:
+            known = ", ".join(k.value for k in FaultKind)
+            raise ValueError(f"unknown fault kind {name!r}; expected one of {known}") from None
+        if probability is not None:
+            return cls(kind, probability=float(probability))
+        start = int(first)
+        return cls(kind, requests=(start, int(last) if last is not None else start))
+
+
+@dataclass(frozen=True, slots=True)
+class FaultPlan:
+    """The fault rules (first match wins) and the knobs of the faults that take a size.
+
+    ``slow_first_byte_seconds`` is how long ``slow_first_byte`` holds the headers back; it
+    is *not* multiplied by the latency scale, so it still trips client timeouts in tests.
+    ``stream_cut_fraction`` is the share of the output sent before a cut or in-stream error.
+    """
+
+    rules: tuple[FaultRule, ...] = ()
+    slow_first_byte_seconds: float = 10.0
+    stream_cut_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rules", tuple(self.rules))
+        _non_negative("slow_first_byte_seconds", self.slow_first_byte_seconds)
+        fraction = _non_negative("stream_cut_fraction", self.stream_cut_fraction)
+        if fraction > 1:
+            raise ValueError(f"stream_cut_fraction must be <= 1, got {fraction!r}")
+
+
+@dataclass(frozen=True)
+class MockConfig:
+    """The whole mock server configuration.
+
+    ``limits`` apply to every model unless ``model_limits`` names the model or its shared
+    group. ``shared_limits`` maps a group name to models that draw on one set of buckets
+    (as OpenAI's "shared limit" model families do). Buckets are kept per ``limit_scope``
+    (API key by default) and per model or group.
+
+    Example::
+
+        MockConfig(limits=MockLimits(rpm=500, tpm=200_000), latency=LatencyModel.instant())
+        MockConfig(
+            limits=MockLimits(rpm=60, tpm=10_000),
+            shared_limits={"gpt-4o-family": ("gpt-4o", "gpt-4o-2024-08-06")},
+            profile=Profile.azure(),
+            faults=FaultPlan((FaultRule.parse("503_overloaded=0.05"),)),
+            seed=7,
+        )
+    """
+
+    limits: MockLimits = field(default_factory=lambda: MockLimits(rpm=500, tpm=200_000))
+    model_limits: Mapping[str, MockLimits] = field(default_factory=dict)
+    shared_limits: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    limit_scope: LimitScope = "key"
+    keys: Mapping[str, KeyConfig] = field(default_factory=dict)
+    require_known_keys: bool = False
+    profile: Profile = field(default_factory=Profile.openai)
+    charge_rule: ChargeRule = sum_rule
+    settle_to_usage: bool = False
+    charge_failed_requests: bool = True
+    seed: int = 0
+    latency: LatencyModel = field(default_factory=LatencyModel)
+    output: OutputModel = field(default_factory=OutputModel)
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    models: tuple[str, ...] = DEFAULT_MODELS
+    timeline_seconds: int = 3600
+    log_size: int = 1000
+
+    def __post_init__(self) -> None:
+        if self.limit_scope not in ("key", "organization", "project"):
+            raise ValueError(
+                f"limit_scope must be key, organization or project, got {self.limit_scope!r}"
+            )
+        object.__setattr__(self, "model_limits", dict(self.model_limits))
+        groups = {name: tuple(models) for name, models in self.shared_limits.items()}
+        seen: dict[str, str] = {}
+        for name, models in groups.items():
+            for model in models:
+                if model in seen:
+                    raise ValueError(
+                        f"model {model!r} is in shared groups {seen[model]!r} and {name!r}"
+                    )
+                seen[model] = name
+        object.__setattr__(self, "shared_limits", groups)
+        object.__setattr__(self, "keys", dict(self.keys))
+        object.__setattr__(self, "models", tuple(self.models))
+        _positive_int("timeline_seconds", self.timeline_seconds)
+        _non_negative("log_size", self.log_size)
+
+    def group_of(self, model: str) -> str:
+        """The bucket group a model draws on: its shared group, else the model itself."""
+        for name, models in self.shared_limits.items():
+            if model in models:
+                return name
+        return model

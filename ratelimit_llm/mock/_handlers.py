@@ -1,0 +1,453 @@
+"""One API request from authentication to the last stream frame.
+
+The order follows the real service: authenticate, parse, check billing, admit against
+every bucket at once, then (if admitted) maybe fail on purpose, then generate. Headers
+are a snapshot of the buckets when the response starts, as OpenAI's are, so a stream's
+headers do not see the tokens that follow them.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+
+from ._buckets import PROJECT_TPM, RPD, RPM, TPD, TPM, BucketSet
+from ._config import FaultKind
+from ._errors import (
+    BAD_JSON,
+    NO_API_KEY,
+    OVERLOADED,
+    SERVER_ERROR,
+    SLOW_DOWN,
+    BadRequest,
+    error_body,
+    gateway_html,
+    invalid_key_message,
+)
+from ._faults import DropConnection, damage_headers, drop_connection
+from ._headers import (
+    Denial,
+    quota_denial,
+    rate_limit_headers,
+    rate_limited_denial,
+    too_large_denial,
+)
+from ._keys import Identity, api_key_from
+from ._latency import Timing, timing
+from ._render import (
+    chat_completion,
+    chat_usage,
+    dumps,
+    embedding_response,
+    response_message,
+    response_object,
+    response_usage,
+)
+from ._requests import ParsedRequest, parse_chat, parse_embeddings, parse_responses
+from ._state import MockState
+from ._streams import Choices, StreamPlan, chat_frames, paced, response_frames
+from ._text import embedding_vector, encode_embedding, fake_pieces, request_rng
+
+__all__ = ["handle_api", "json_response"]
+
+_PARSERS: dict[str, Callable[[dict[str, Any]], ParsedRequest]] = {
+    "chat.completions": parse_chat,
+    "responses": parse_responses,
+    "embeddings": parse_embeddings,
+}
+_AZURE_OPERATIONS = {
+    "chat.completions": "ChatCompletions_Create",
+    "responses": "Responses_Create",
+    "embeddings": "Embeddings_Create",
+}
+_REASONS = {
+    RPM: "requests_per_min",
+    RPD: "requests_per_day",
+    TPM: "tokens_per_min",
+    TPD: "tokens_per_day",
+    PROJECT_TPM: "project_tokens_per_min",
+}
+_ERROR_FAULTS = frozenset(
+    {
+        FaultKind.SERVER_ERROR,
+        FaultKind.BAD_GATEWAY,
+        FaultKind.OVERLOADED,
+        FaultKind.SLOW_DOWN,
+        FaultKind.GATEWAY_TIMEOUT,
+        FaultKind.CONNECTION_RESET,
+    }
+)
+_HEADER_FAULTS = frozenset({FaultKind.MISSING_HEADERS, FaultKind.GARBLED_HEADERS})
+_STREAM_FAILURES = frozenset({FaultKind.STREAM_CUT, FaultKind.STREAM_ERROR})
+_AZURE_DEFAULT_VERSION = "2024-10-21"
+
+
+def json_response(status: int, body: Any, headers: dict[str, str]) -> Response:
+    """A JSON response with the given headers (compact, UTF-8)."""
+    return Response(dumps(body), status_code=status, headers=headers, media_type="application/json")
+
+
+async def handle_api(
+    state: MockState, request: Request, endpoint: str, *, deployment: str | None = None
+) -> Response:
+    """Serve one call to ``/v1/chat/completions``, ``/v1/responses`` or ``/v1/embeddings``."""
+    started = state.clock()
+    headers = {"x-request-id": state.new_id("req_"), "openai-version": "2020-10-01"}
+    key = api_key_from(request.headers.get("authorization"), request.headers.get("api-key"))
+    if key is None:
+        state.recorder.invalid("missing_api_key")
+        return json_response(401, error_body(NO_API_KEY, "invalid_request_error"), headers)
+    identity = state.identities.get(
+        key, request.headers.get("openai-organization"), request.headers.get("openai-project")
+    )
+    if identity.config is None and state.config.require_known_keys:
+        state.recorder.invalid("invalid_api_key")
+        body = error_body(
+            invalid_key_message(identity.label), "invalid_request_error", None, "invalid_api_key"
+        )
+        return json_response(401, body, headers)
+    raw = await request.body()
+    try:
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            raise BadRequest(BAD_JSON) from None
+        if not isinstance(payload, dict):
+            raise BadRequest(BAD_JSON)
+        if deployment is not None:
+            payload["model"] = deployment
+        parsed = _PARSERS[endpoint](payload)
+    except BadRequest as exc:
+        state.recorder.invalid("bad_request")
+        return json_response(400, exc.body(), headers)
+    headers["openai-organization"] = identity.organization
+    headers["openai-project"] = identity.project
+    call = _Call(state, request, identity, parsed, raw, headers, started)
+    return await call.run()
+
+
+class _Call:
+    """The admitted-or-not life of one parsed API request."""
+
+    def __init__(
+        self,
+        state: MockState,
+        request: Request,
+        identity: Identity,
+        parsed: ParsedRequest,
+        raw: bytes,
+        headers: dict[str, str],
+        started: float,
+    ) -> None:
+        self.state = state
+        self.config = state.config
+        self.request = request
+        self.identity = identity
+        self.parsed = parsed
+        self.raw = raw
+        self.headers = headers
+        self.started = started
+        self.retry_count = request.headers.get("x-stainless-retry-count")
+        self.fault: FaultKind | None = None
+        self.number = 0
+        self.charged = 0
+
+    # -- admission --------------------------------------------------------------------
+
+    async def run(self) -> Response:
+        state, config, parsed, identity = self.state, self.config, self.parsed, self.identity
+        self.number = state.next_number()
+        now = state.clock()
+        group = state.group_of(parsed.model)
+        buckets = state.enforcer.bucket_set(identity.principal, identity.project, group, now)
+        self.fault = fault = state.faults.pick(self.number, stream=parsed.stream)
+        charge = config.charge_rule(parsed.charge_request(config.output.default_max_tokens))
+        profile = config.profile
+
+        out_of_quota = identity.config is not None and identity.config.insufficient_quota
+        if out_of_quota or fault is FaultKind.INSUFFICIENT_QUOTA:
+            if config.charge_failed_requests:
+                state.enforcer.charge_failure(buckets, now)
+            return self._deny(quota_denial(profile), buckets, "insufficient_quota")
+
+        admission = state.enforcer.admit(buckets, charge, now)
+        if not admission.admitted:
+            if config.charge_failed_requests:
+                state.enforcer.charge_failure(buckets, now)
+            who = {
+                "model": parsed.model,
+                "organization": identity.organization,
+                "project": identity.project,
+            }
+            if admission.too_large is not None:
+                denial = too_large_denial(profile, admission.too_large, **who)
+                return self._deny(denial, buckets, "request_too_large")
+            assert admission.refusal is not None
+            denial = rate_limited_denial(
+                profile,
+                admission.refusal,
+                admission.retry_after,
+                operation=_AZURE_OPERATIONS[parsed.endpoint],
+                api_version=self.request.query_params.get("api-version", _AZURE_DEFAULT_VERSION),
+                **who,
+            )
+            return self._deny(denial, buckets, _REASONS[admission.refusal.name])
+
+        self.charged = charge
+        state.note_peaks(identity, group, buckets)
+        if fault in _ERROR_FAULTS:
+            assert fault is not None
+            # The request slot stays spent (failed requests count); no tokens were generated.
+            state.enforcer.refund_tokens(buckets, charge, now)
+            self._record(now, _fault_status(fault), "failed", fault=fault)
+            return self._fail(fault, buckets, now)
+
+        self._record(
+            now,
+            200,
+            "failed" if fault in _STREAM_FAILURES else "accepted",
+            fault=fault,
+            charged=charge,
+        )
+        rng = request_rng(config.seed, parsed.endpoint.encode(), self.raw)
+        prompt_tokens = parsed.prompt_tokens()
+        delays = timing(config.latency, prompt_tokens, rng)
+        if fault is FaultKind.SLOW_FIRST_BYTE:
+            delays = Timing(
+                delays.first_token + config.faults.slow_first_byte_seconds, delays.per_token
+            )
+        if parsed.endpoint == "embeddings":
+            return await self._embeddings(buckets, prompt_tokens, delays)
+        choices = self._generate(rng)
+        if parsed.stream:
+            return await self._stream(buckets, prompt_tokens, delays, choices)
+        if parsed.endpoint == "chat.completions":
+            return await self._chat(buckets, prompt_tokens, delays, choices)
+        return await self._response(buckets, prompt_tokens, delays, choices)
+
+    def _generate(self, rng: random.Random) -> Choices:
+        """Each choice's one-token pieces and finish reason."""
+        output = self.config.output
+        cap = (
+            self.parsed.max_output
+            if self.parsed.max_output is not None
+            else output.default_max_tokens
+        )
+        low = min(output.min_tokens, cap)
+        choices: Choices = []
+        for _ in range(self.parsed.n):
+            length = rng.randint(low, cap)
+            finish = "length" if self.parsed.max_output is not None and length == cap else "stop"
+            choices.append((fake_pieces(rng, length), finish))
+        return choices
+
+    # -- responses ------------------------------------------------------------------
+
+    def _response_headers(
+        self, buckets: BucketSet, now: float, processing: float
+    ) -> dict[str, str]:
+        buckets.refill(now)
+        headers = dict(self.headers)
+        headers["openai-processing-ms"] = str(max(0, round(processing * 1000)))
+        headers.update(rate_limit_headers(self.config.profile, buckets))
+        return headers
+
+    def _damage(self, headers: dict[str, str]) -> dict[str, str]:
+        if self.fault in _HEADER_FAULTS:
+            assert self.fault is not None
+            damage_headers(headers, self.fault, self.state.faults.garble_rng(self.number))
+        return headers
+
+    def _deny(self, denial: Denial, buckets: BucketSet, reason: str) -> Response:
+        now = self.state.clock()
+        noted = (
+            self.fault
+            if self.fault in _HEADER_FAULTS or self.fault is FaultKind.INSUFFICIENT_QUOTA
+            else None
+        )
+        self._record(now, denial.status, "rejected", reason, fault=noted)
+        headers = self._response_headers(buckets, now, now - self.started)
+        headers.update(denial.headers)
+        return json_response(denial.status, denial.body, self._damage(headers))
+
+    def _fail(self, fault: FaultKind, buckets: BucketSet, now: float) -> Response:
+        if fault is FaultKind.CONNECTION_RESET:
+            return DropConnection()
+        if fault in (FaultKind.BAD_GATEWAY, FaultKind.GATEWAY_TIMEOUT):
+            # A CDN page: none of the API's own headers.
+            status = _fault_status(fault)
+            return Response(gateway_html(status), status_code=status, media_type="text/html")
+        headers = self._response_headers(buckets, now, now - self.started)
+        if fault is FaultKind.SERVER_ERROR:
+            return json_response(500, error_body(SERVER_ERROR, "server_error"), headers)
+        if fault is FaultKind.OVERLOADED:
+            return json_response(503, error_body(OVERLOADED, "server_error"), headers)
+        return json_response(503, error_body(SLOW_DOWN, "server_error", None, "slow_down"), headers)
+
+    def _record(
+        self,
+        now: float,
+        status: int,
+        outcome: str,
+        reason: str | None = None,
+        *,
+        fault: FaultKind | None = None,
+        charged: int = 0,
+    ) -> None:
+        self.state.recorder.record(
+            now=now,
+            key=self.identity.label,
+            model=self.parsed.model,
+            endpoint=self.parsed.endpoint,
+            status=status,
+            outcome=outcome,
+            reason=reason,
+            fault=fault.value if fault is not None else None,
+            retry_count=self.retry_count,
+            charged=charged,
+        )
+
+    def _finish(self, buckets: BucketSet, used: int) -> None:
+        """Account for what the request really consumed, once it is known."""
+        now = self.state.clock()
+        if self.config.settle_to_usage:
+            self.state.enforcer.refund_tokens(buckets, self.charged - used, now)
+        self.state.recorder.usage(
+            now=now, key=self.identity.label, model=self.parsed.model, used=used
+        )
+
+    async def _chat(
+        self, buckets: BucketSet, prompt: int, delays: Timing, choices: Choices
+    ) -> Response:
+        longest = max(len(pieces) for pieces, _ in choices)
+        wait = delays.total(longest)
+        await self.state.pause(wait)
+        completion = sum(len(pieces) for pieces, _ in choices)
+        self._finish(buckets, prompt + completion)
+        headers = self._response_headers(buckets, self.state.clock(), wait)
+        body = chat_completion(
+            id_=self.state.new_id("chatcmpl-", 24),
+            created=int(time.time()),
+            model=self.parsed.model,
+            choices=[("".join(pieces), finish) for pieces, finish in choices],
+            usage=chat_usage(prompt, completion),
+        )
+        return json_response(200, body, self._damage(headers))
+
+    async def _response(
+        self, buckets: BucketSet, prompt: int, delays: Timing, choices: Choices
+    ) -> Response:
+        pieces, finish = choices[0]
+        wait = delays.total(len(pieces))
+        await self.state.pause(wait)
+        self._finish(buckets, prompt + len(pieces))
+        headers = self._response_headers(buckets, self.state.clock(), wait)
+        incomplete = finish == "length"
+        status = "incomplete" if incomplete else "completed"
+        item = response_message(self.state.new_id("msg_", 32), "".join(pieces), status)
+        body = response_object(
+            id_=self.state.new_id("resp_", 32),
+            created=int(time.time()),
+            model=self.parsed.model,
+            status=status,
+            output=[item],
+            usage=response_usage(prompt, len(pieces)),
+            max_output_tokens=self.parsed.max_output,
+            instructions=self.parsed.instructions,
+            incomplete=incomplete,
+        )
+        return json_response(200, body, self._damage(headers))
+
+    async def _embeddings(self, buckets: BucketSet, prompt: int, delays: Timing) -> Response:
+        await self.state.pause(delays.first_token)
+        self._finish(buckets, prompt)
+        headers = self._response_headers(buckets, self.state.clock(), delays.first_token)
+        dimensions = self.parsed.dimensions or self.config.output.embedding_dimensions
+        seed, model = self.config.seed, self.parsed.model.encode()
+        vectors: list[list[float] | str] = []
+        for item in self.parsed.inputs:
+            data = item.encode() if isinstance(item, str) else dumps(item)
+            vector = embedding_vector(request_rng(seed, b"embedding", model, data), dimensions)
+            vectors.append(
+                encode_embedding(vector) if self.parsed.encoding_format == "base64" else vector
+            )
+        body = embedding_response(self.parsed.model, vectors, prompt)
+        return json_response(200, body, self._damage(headers))
+
+    # -- streams --------------------------------------------------------------------
+
+    async def _stream(
+        self, buckets: BucketSet, prompt: int, delays: Timing, choices: Choices
+    ) -> Response:
+        await self.state.pause(delays.first_token)
+        headers = self._damage(
+            self._response_headers(buckets, self.state.clock(), delays.first_token)
+        )
+        headers["cache-control"] = "no-cache, must-revalidate"
+        fault, parsed, state = self.fault, self.parsed, self.state
+        longest = max(len(pieces) for pieces, _ in choices)
+        failing = fault in _STREAM_FAILURES
+        plan = StreamPlan(
+            model=parsed.model,
+            created=int(time.time()),
+            prompt_tokens=prompt,
+            choices=choices,
+            cut_at=int(longest * self.config.faults.stream_cut_fraction) if failing else -1,
+            error=fault is FaultKind.STREAM_ERROR,
+        )
+        emitted = [0]
+        steps = (
+            chat_frames(
+                plan,
+                id_=state.new_id("chatcmpl-", 24),
+                include_usage=parsed.include_usage,
+                emitted=emitted,
+            )
+            if parsed.endpoint == "chat.completions"
+            else response_frames(
+                plan,
+                response_id=state.new_id("resp_", 32),
+                item_id=state.new_id("msg_", 32),
+                max_output_tokens=parsed.max_output,
+                instructions=parsed.instructions,
+                emitted=emitted,
+            )
+        )
+        body = self._send(steps, buckets, prompt, delays, emitted)
+        return StreamingResponse(body, headers=headers, media_type="text/event-stream")
+
+    async def _send(
+        self,
+        steps: Iterator[list[bytes]],
+        buckets: BucketSet,
+        prompt: int,
+        delays: Timing,
+        emitted: list[int],
+    ) -> AsyncIterator[bytes]:
+        """Send the stream at the model's pace, then account for what was really sent."""
+        keepalive = self.fault is FaultKind.KEEPALIVE
+        try:
+            async for chunk in paced(
+                steps, per_token=delays.per_token, pause=self.state.pause, keepalive=keepalive
+            ):
+                yield chunk
+            if self.fault is FaultKind.STREAM_CUT:
+                await drop_connection(self.request.scope)
+        finally:
+            self._finish(buckets, prompt + emitted[0])
+
+
+def _fault_status(fault: FaultKind) -> int:
+    return {
+        FaultKind.SERVER_ERROR: 500,
+        FaultKind.BAD_GATEWAY: 502,
+        FaultKind.OVERLOADED: 503,
+        FaultKind.SLOW_DOWN: 503,
+        FaultKind.GATEWAY_TIMEOUT: 504,
+    }.get(fault, 0)
