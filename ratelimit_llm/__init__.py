@@ -38,12 +38,14 @@ from ._telemetry import Event, RouteStatistics, Telemetry
 from ._transport import RateLimitedTransport
 from ._types import Cost, Dimension, Limits
 from ._wrap import transport_of, wrap
+from .strategies import AdaptiveBackoff, CredentialState, FixedDelay, KeyRotation
 
 __version__ = "0.1.0.dev0"
 
 __all__ = [
     "APIStatusError",
     "AcquireTimeoutError",
+    "AdaptiveBackoff",
     "Attempt",
     "AuthenticationError",
     "Bucket",
@@ -51,6 +53,7 @@ __all__ = [
     "Cost",
     "CostEstimator",
     "Credential",
+    "CredentialState",
     "CredentialsExhaustedError",
     "Decision",
     "Dimension",
@@ -58,7 +61,9 @@ __all__ = [
     "ErrorInfo",
     "ErrorKind",
     "Event",
+    "FixedDelay",
     "InsufficientQuotaError",
+    "KeyRotation",
     "LimiterPool",
     "LimiterStatistics",
     "Limits",

@@ -52,6 +52,7 @@ class Bucket:
     """
 
     __slots__ = (
+        "_anchors",
         "_capacity",
         "_dimensions",
         "_levels",
@@ -88,6 +89,9 @@ class Bucket:
         self._sent = [0.0] * len(dimensions)
         self._refunded = [0.0] * len(dimensions)
         self._spent = [0.0] * len(dimensions)
+        # The server's last word per dimension: (level it implied, when, `_sent` then).
+        # Refunds are never allowed to lift a level above it projected to the present.
+        self._anchors: list[tuple[float, float, float] | None] = [None] * len(dimensions)
         self._updated = now
 
     # -- reading -------------------------------------------------------------------------
@@ -174,16 +178,21 @@ class Bucket:
         bucket exactly where it would be had the take never happened.
         """
         self._refill(now)
-        levels, capacity, refunded = self._levels, self._capacity, self._refunded
+        levels, capacity, refunded, sent = self._levels, self._capacity, self._refunded, self._sent
         for i, amount in enumerate(amounts):
             levels[i] = min(capacity[i], levels[i] + amount)
             refunded[i] += amount
+            # Never sent, so not "sent after" any snapshot either.
+            sent[i] -= amount
 
     def settle(self, reserved: Sequence[float], actual: Sequence[float], now: float) -> None:
         """Reconcile a reservation with what the call really cost.
 
-        What was reserved but not spent goes back (as in `give_back`); what was spent
-        beyond the reservation is debited even if that puts a level in debt.
+        What was reserved but not spent goes back, what was spent beyond the reservation
+        is debited even if that puts a level in debt. A refund never lifts a level above
+        the server's last reported figure projected to ``now`` (its remaining, plus
+        refill since, minus what was sent since): a server that does not refund unused
+        output itself would otherwise be overrun until its next headers arrive.
         """
         elapsed = now - self._updated
         if elapsed < 0:
@@ -191,16 +200,25 @@ class Bucket:
         else:
             self._updated = now
         levels, rates, capacity = self._levels, self._rates, self._capacity
-        refunded, spent = self._refunded, self._spent
+        refunded, spent, anchors = self._refunded, self._spent, self._anchors
         for i, cost in enumerate(actual):
             unspent = reserved[i] - cost
             level = levels[i] + rates[i] * elapsed
             if level > capacity[i]:
                 level = capacity[i]
-            level += unspent
-            levels[i] = capacity[i] if level > capacity[i] else level
             if unspent > 0:
                 refunded[i] += unspent
+                raised = level + unspent
+                anchor = anchors[i]
+                if anchor is not None:
+                    server_level, then, sent_then = anchor
+                    projected = server_level + rates[i] * (now - then) - (self._sent[i] - sent_then)
+                    if raised > projected:
+                        raised = projected if projected > level else level
+                level = raised
+            else:
+                level += unspent
+            levels[i] = capacity[i] if level > capacity[i] else level
             spent[i] += cost
 
     def debit(self, amounts: Sequence[float], now: float) -> None:
@@ -238,7 +256,9 @@ class Bucket:
             self._resize(index, limit)
         if remaining is not None and remaining >= 0:
             sent_after = 0.0 if mark is None else max(0.0, self._sent[index] - mark[index])
-            self._levels[index] = min(self._levels[index], remaining - sent_after)
+            server_level = remaining - sent_after
+            self._levels[index] = min(self._levels[index], server_level)
+            self._anchors[index] = (server_level, now, self._sent[index])
         return self._dimensions[index].name
 
     def hold(
@@ -264,13 +284,26 @@ class Bucket:
                 amount = amounts[i] if i < len(amounts) else 0.0
                 self._levels[i] = min(self._levels[i], amount - rate * seconds)
 
+    def set_level(self, name: str, level: float, now: float) -> None:
+        """Put dimension ``name`` at ``level`` (at most its capacity; below zero is debt).
+
+        For strategies that change a limit and want to choose what that does to the
+        present (see `AdaptiveBackoff`); ordinary corrections go through `observe`.
+        """
+        index = self._index(name)
+        self._refill(now)
+        self._levels[index] = min(level, self._capacity[index])
+
     def resize(self, name: str, limit: float, now: float) -> None:
         """Give dimension ``name`` a new limit, keeping what has been used of it."""
+        index = self._index(name)
+        self._refill(now)
+        self._resize(index, limit)
+
+    def _index(self, name: str) -> int:
         for index, dim in enumerate(self._dimensions):
             if dim.name == name:
-                self._refill(now)
-                self._resize(index, limit)
-                return
+                return index
         raise KeyError(name)
 
     # -- internals -----------------------------------------------------------------------

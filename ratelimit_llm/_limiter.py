@@ -232,6 +232,7 @@ class RateLimiter:
     """
 
     __slots__ = (
+        "__weakref__",
         "_abandoned",
         "_bucket",
         "_clock",
@@ -426,6 +427,12 @@ class RateLimiter:
         """Set a new limit for dimension ``name`` (e.g. ``"tokens/min"``)."""
         bucket = self._bucket or self._start()
         bucket.resize(name, limit, self._now())
+        self._wake_head()
+
+    def set_level(self, name: str, level: float) -> None:
+        """Put dimension ``name`` at ``level`` now (see `Bucket.set_level`)."""
+        bucket = self._bucket or self._start()
+        bucket.set_level(name, level, self._now())
         self._wake_head()
 
     def statistics(self) -> LimiterStatistics:

@@ -24,7 +24,7 @@ import logging
 import sys
 from collections.abc import AsyncIterator, Callable
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import anyio
 import httpx2
@@ -79,6 +79,10 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
     :param acquire_timeout: give up waiting for the bucket after this many seconds
         (`AcquireTimeoutError`); ``None`` waits as long as it takes.
     :param telemetry: where events and counters go.
+    :param snapshot_at: when the server took the rate-limit numbers it sends:
+        ``"response"`` (default: when it began to answer, so they already count every
+        call it had admitted by then) or ``"admission"`` (when it admitted this call, so
+        calls sent since are subtracted from its "remaining").
     """
 
     def __init__(
@@ -93,7 +97,10 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
         acquire_timeout: float | None = None,
         telemetry: Telemetry | None = None,
         clock: Callable[[], float] | None = None,
+        snapshot_at: Literal["response", "admission"] = "response",
     ) -> None:
+        if snapshot_at not in ("response", "admission"):
+            raise ValueError(f"snapshot_at must be 'response' or 'admission', not {snapshot_at!r}")
         if pool is None:
             if limits is None:
                 raise TypeError("give either pool= or limits=")
@@ -103,13 +110,14 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
         if strategy is None:
             from .strategies import AdaptiveBackoff
 
-            strategy = AdaptiveBackoff()  # type: ignore[attr-defined,unused-ignore]
+            strategy = AdaptiveBackoff()
         self._inner = inner
         self.pool = pool
         self.strategy = strategy
         self.estimator = estimator or CostEstimator()
         self.acquire_timeout = acquire_timeout
         self.telemetry = telemetry or Telemetry()
+        self.snapshot_at = snapshot_at
         self._clock = clock
         # The client's own credentials, by key, so each is redacted once.
         self._credentials: dict[str, Credential] = {}
@@ -268,7 +276,10 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
         limiter = attempt.limiter
         assert attempt.snapshot is not None and limiter is not None
         before = limiter.statistics().limits if _log.isEnabledFor(logging.INFO) else None
-        limiter.observe_snapshot(attempt.snapshot, reservation)
+        # When the snapshot was taken decides what it already counts (docs/concepts.md).
+        limiter.observe_snapshot(
+            attempt.snapshot, reservation if self.snapshot_at == "admission" else None
+        )
         if before is not None:
             after = limiter.statistics().limits
             for name, limit in after.items():

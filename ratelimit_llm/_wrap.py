@@ -10,7 +10,7 @@ each of them, instead of being doubled by the SDK's hidden ones.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from ._estimate import CostEstimator
 from ._pool import AUTO_START, LimiterPool, LimitsSpec
@@ -41,6 +41,7 @@ def wrap(
     follow_server_limits: bool = True,
     auto_start: Limits = AUTO_START,
     clock: Callable[[], float] | None = None,
+    snapshot_at: Literal["response", "admission"] = "response",
 ) -> ClientT:
     """A copy of ``client`` whose every call is paced, corrected and retried by the limiter.
 
@@ -67,6 +68,9 @@ def wrap(
         `AcquireTimeoutError`; ``None`` for no limit.
     :param telemetry: receives events and keeps per-key, per-model counters.
     :param follow_server_limits: let limits reported in headers resize the buckets.
+    :param snapshot_at: when the server takes the numbers in its rate-limit headers
+        (see `RateLimitedTransport`); ``"response"`` unless you know your server's
+        headers describe the moment of admission.
     """
     direct = {"rpm": rpm, "tpm": tpm, "rpd": rpd, "tpd": tpd}
     if any(value is not None for value in direct.values()):
@@ -99,6 +103,7 @@ def wrap(
         acquire_timeout=acquire_timeout,
         telemetry=telemetry,
         clock=clock,
+        snapshot_at=snapshot_at,
     )
     limited_http = module.AsyncClient(
         transport=transport,

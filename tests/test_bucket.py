@@ -246,3 +246,31 @@ def test_take_then_give_back_is_as_if_never_taken(ops: list[tuple[float, int, in
         if with_refunds.try_take(amounts, now):
             with_refunds.give_back(amounts, now + step / 2)
     assert with_refunds.levels(now + 1) == pytest.approx(untouched.levels(now + 1), abs=1e-9)
+
+
+def test_refunds_never_lift_the_level_above_the_servers_last_word() -> None:
+    bucket = make(rpm=100, tpm=6_000)  # 100 tokens per second
+    bucket.try_take((1.0, 1_000.0), now=0.0)  # a stream, reserving 1,000 tokens
+    # Its headers: the server charged the 1,000 at admission, 5,000 remain.
+    bucket.observe("tokens", now=0.0, limit=6_000, remaining=5_000, window=60)
+    bucket.try_take((1.0, 500.0), now=1.0)  # another call, sent after the headers
+    # The stream ends having used 200: 800 would come back, but the server (which
+    # keeps its admission charge) has 5,000 + 100 refill - 500 = 4,600 at t=1.
+    bucket.settle((1.0, 1_000.0), (1.0, 200.0), now=1.0)
+    assert bucket.levels(1.0)[1] == pytest.approx(4_600)
+    # Without a server figure the refund goes back in full.
+    plain = make(rpm=100, tpm=6_000)
+    plain.try_take((1.0, 1_000.0), now=0.0)
+    plain.settle((1.0, 1_000.0), (1.0, 200.0), now=0.0)
+    assert plain.levels(0.0)[1] == 5_800
+
+
+def test_a_released_reservation_is_not_counted_as_sent() -> None:
+    bucket = make(rpm=100, tpm=6_000)
+    bucket.observe("tokens", now=0.0, limit=6_000, remaining=6_000, window=60)
+    bucket.try_take((1.0, 1_000.0), now=0.0)
+    bucket.give_back((1.0, 1_000.0), now=0.0)
+    bucket.try_take((1.0, 300.0), now=0.0)
+    bucket.settle((1.0, 300.0), (1.0, 100.0), now=0.0)
+    # Only the 300 call went out: the server's 6,000 minus 300 caps the refund.
+    assert bucket.levels(0.0)[1] == 5_700
