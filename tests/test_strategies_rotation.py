@@ -469,3 +469,23 @@ async def test_no_string_produced_contains_a_key(caplog: pytest.LogCaptureFixtur
     for key in KEYS:
         assert key not in text
         assert key[8:-4] not in text  # not even the secret part without its ends
+
+
+def test_a_403_about_one_model_does_not_retire_the_key() -> None:
+    from ratelimit_llm._classify import classify_error
+    from ratelimit_llm.strategies._rotation import _model_access
+
+    no_model = classify_error(
+        403,
+        {},
+        {
+            "error": {
+                "message": "Project proj_x does not have access to model gpt-5",
+                "code": "model_not_found",
+            }
+        },
+    )
+    refused = classify_error(403, {}, {"error": {"message": "Your key was revoked"}})
+    assert no_model is not None and refused is not None
+    assert _model_access(no_model)
+    assert not _model_access(refused)

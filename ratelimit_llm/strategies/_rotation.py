@@ -150,7 +150,7 @@ class KeyRotation(Strategy):
         credential, error = attempt.credential, attempt.error
         if credential is None or credential.name not in self._names or error is None:
             return None
-        if error.kind in _RETIRING:
+        if error.kind in _RETIRING and not _model_access(error):
             return self._retire(attempt, credential.name, error)
         if error.kind is ErrorKind.RATE_LIMIT:
             return self._cool(attempt, credential.name, error)
@@ -292,3 +292,12 @@ def _hold(limiter: RateLimiter, seconds: float, metric: str | None, attempt: Att
     if metric is not None and not any(d.metric == metric for d in limiter.bucket.dimensions):
         metric = None
     limiter.hold(seconds, metric=metric, cost=attempt.cost)
+
+
+def _model_access(error: ErrorInfo) -> bool:
+    """A 403 about one model ("does not have access to model ...") says nothing about
+    the key's other models: it is not a reason to retire the key."""
+    if error.status != 403:
+        return False
+    text = f"{error.code or ''} {error.message or ''}".lower()
+    return "model" in text
