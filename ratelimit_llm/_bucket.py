@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections import deque
 from collections.abc import Callable, Sequence
 
 from ._exceptions import CapacityExceededError
@@ -32,6 +33,9 @@ __all__ = ["Bucket", "Mark"]
 #: A snapshot of how much had been sent per dimension when a reservation was taken. It
 #: lets a later header snapshot be discounted by what was sent after it (see `observe`).
 Mark = tuple[float, ...]
+
+# How far back `mark_at` can look. Snapshots are at most a response's latency old.
+_HISTORY_SECONDS = 30.0
 
 # Levels and amounts are floats refilled by multiplication, so "exactly enough" can come
 # out a hair short; a relative tolerance keeps that from costing a spurious timer round.
@@ -55,6 +59,7 @@ class Bucket:
         "_anchors",
         "_capacity",
         "_dimensions",
+        "_history",
         "_levels",
         "_metrics",
         "_rates",
@@ -92,6 +97,8 @@ class Bucket:
         # The server's last word per dimension: (level it implied, when, `_sent` then).
         # Refunds are never allowed to lift a level above it projected to the present.
         self._anchors: list[tuple[float, float, float] | None] = [None] * len(dimensions)
+        # (grant time, `_sent` just before it) for the last `_HISTORY_SECONDS`.
+        self._history: deque[tuple[float, Mark]] = deque()
         self._updated = now
 
     # -- reading -------------------------------------------------------------------------
@@ -119,6 +126,21 @@ class Bucket:
     def mark(self) -> Mark:
         """How much has been taken so far per dimension; see `observe`."""
         return tuple(self._sent)
+
+    def mark_at(self, when: float) -> Mark:
+        """How much had been taken per dimension at time ``when`` (a recent past).
+
+        Read from a short history of grants, so that a server snapshot known to date
+        from ``when`` can be discounted by what was granted here after it. Older than
+        the history, it answers with the oldest it has (which discounts more: the
+        safe side).
+        """
+        found: Mark | None = None
+        for granted_at, sent_before in reversed(self._history):
+            if granted_at <= when:
+                break
+            found = sent_before
+        return tuple(self._sent) if found is None else found
 
     def check_fits(self, amounts: Sequence[float]) -> None:
         """Raise `CapacityExceededError` if some amount could never be granted."""
@@ -167,6 +189,11 @@ class Bucket:
         if elapsed:
             self._updated = now
         sent = self._sent
+        history = self._history
+        history.append((now, tuple(sent)))
+        if history[0][0] < now - _HISTORY_SECONDS:
+            while history and history[0][0] < now - _HISTORY_SECONDS:
+                history.popleft()
         for i, amount in enumerate(amounts):
             sent[i] += amount
         return True

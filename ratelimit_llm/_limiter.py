@@ -283,6 +283,10 @@ class RateLimiter:
 
     # -- public API ----------------------------------------------------------------------
 
+    def clock(self) -> float:
+        """The limiter's clock, read now (the running loop's unless one was given)."""
+        return self._now()
+
     @property
     def bucket(self) -> Bucket:
         """The bucket behind this limiter (made on first use)."""
@@ -372,27 +376,47 @@ class RateLimiter:
         return name
 
     def observe_snapshot(
-        self, snapshot: RateLimitSnapshot, reservation: Reservation | None = None
+        self,
+        snapshot: RateLimitSnapshot,
+        reservation: Reservation | None = None,
+        *,
+        since: float | None = None,
     ) -> list[str]:
         """Apply every dimension of a parsed header snapshot (see `observe`).
 
-        Only the organisation-level triplets (``scope == ""``) and the project-token
-        triplet are used; the narrower of the two wins because both are enforced.
+        Say what the snapshot already counts: with ``reservation``, everything up to
+        that call's grant (the server took it on admission); with ``since``, everything
+        granted here up to that clock time (the server took it when it answered);
+        with neither, everything granted so far. Only the organisation-level triplets
+        and the project-token triplet are used (both are enforced; the lower wins).
         Returns the names of the dimensions that were corrected.
         """
+        bucket = self._bucket or self._start()
+        if reservation is not None:
+            mark: Mark | None = reservation.mark
+        elif since is not None:
+            mark = bucket.mark_at(since)
+        else:
+            mark = None
+        now = self._now()
+        before = bucket.dimensions
         corrected = []
         for dim in snapshot.dimensions:
             if dim.scope not in ("", "project"):
                 continue
-            name = self.observe(
+            name = bucket.observe(
                 dim.metric,
+                now=now,
                 limit=dim.limit if dim.scope == "" else None,
                 remaining=dim.remaining,
                 window=dim.window,
-                reservation=reservation,
+                mark=mark,
+                resize=self._follow,
             )
             if name is not None:
                 corrected.append(name)
+        if bucket.dimensions is not before:
+            self._wake_head()
         return corrected
 
     def hold(self, seconds: float, *, metric: str | None = None, cost: Cost | None = None) -> None:

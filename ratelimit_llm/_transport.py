@@ -185,11 +185,12 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
             "granted", attempt, wait=reservation.waited, tokens_estimated=attempt.cost.tokens
         )
         outgoing = _readdress(request, attempt.credential) if attempt.credential else request
+        sent_at = limiter.clock()
         try:
             response = await self._inner.handle_async_request(outgoing)
         except Exception as error:
             return await self._after_exception(attempt, reservation, error, replayable)
-        return await self._after_response(attempt, reservation, response, replayable)
+        return await self._after_response(attempt, reservation, response, replayable, sent_at)
 
     async def _after_exception(
         self, attempt: Attempt, reservation: Reservation, error: Exception, replayable: bool
@@ -209,10 +210,16 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
         raise error
 
     async def _after_response(
-        self, attempt: Attempt, reservation: Reservation, response: Any, replayable: bool
+        self,
+        attempt: Attempt,
+        reservation: Reservation,
+        response: Any,
+        replayable: bool,
+        sent_at: float,
     ) -> Any | None:
         status = response.status_code
         attempt.status = status
+        answered_at = attempt.limiter.clock() if attempt.limiter else sent_at
         snapshot = parse_rate_limit_headers(response.headers)
         attempt.snapshot = snapshot
         self._emit("response", attempt, status=status)
@@ -224,7 +231,7 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
             await response.aread()
             self._settle(attempt, reservation, _usage_of(response.content))
         if not snapshot.is_empty:
-            self._observe(attempt, reservation)
+            self._observe(attempt, reservation, _produced_at(response, sent_at, answered_at))
         if status >= 400:
             return await self._after_error_status(attempt, reservation, response, replayable)
         # Successes reach the strategy too, so that it can learn (AIMD recovery).
@@ -272,14 +279,15 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
 
     # -- settling ----------------------------------------------------------------------
 
-    def _observe(self, attempt: Attempt, reservation: Reservation) -> None:
+    def _observe(self, attempt: Attempt, reservation: Reservation, produced_at: float) -> None:
         limiter = attempt.limiter
         assert attempt.snapshot is not None and limiter is not None
         before = limiter.statistics().limits if _log.isEnabledFor(logging.INFO) else None
         # When the snapshot was taken decides what it already counts (docs/concepts.md).
-        limiter.observe_snapshot(
-            attempt.snapshot, reservation if self.snapshot_at == "admission" else None
-        )
+        if self.snapshot_at == "admission":
+            limiter.observe_snapshot(attempt.snapshot, reservation)
+        else:
+            limiter.observe_snapshot(attempt.snapshot, since=produced_at)
         if before is not None:
             after = limiter.statistics().limits
             for name, limit in after.items():
@@ -428,6 +436,26 @@ def _rebase(url: Any, base_url: str, module: ModuleType) -> Any:
             break
     joined = base.path.rstrip("/") + path
     return url.copy_with(scheme=base.scheme, host=base.host, port=base.port, path=joined)
+
+
+def _produced_at(response: Any, sent_at: float, answered_at: float) -> float:
+    """When the server took the snapshot in ``response``'s headers, on our clock.
+
+    Calls granted here before that moment, minus their trip to the server, are in its
+    numbers; later ones are not. The round trip is what the call took beyond the
+    server's own time (``openai-processing-ms``); half of it is the way back, and a call
+    granted later than ``answered_at`` minus a whole round trip may not have arrived
+    when the snapshot was taken. Without the header the answer's arrival is used.
+    """
+    processing = response.headers.get("openai-processing-ms")
+    try:
+        server_seconds = float(processing) / 1000.0 if processing is not None else None
+    except ValueError:
+        server_seconds = None
+    if server_seconds is None or not server_seconds >= 0:
+        return answered_at
+    trip = max(0.0, (answered_at - sent_at) - server_seconds)
+    return answered_at - trip
 
 
 def _never_sent(error: BaseException) -> bool:

@@ -61,6 +61,14 @@ class Contender:
         """Tokens this contender estimated vs what the calls really used, if it knows."""
         return None
 
+    def extra_cpu_seconds(self) -> float:
+        """CPU spent for this run outside the benchmark's process (asked after `stop`).
+
+        A contender that drives its calls from a worker process reports the worker's
+        CPU here, so that "client CPU per 1,000 calls" compares like with like.
+        """
+        return 0.0
+
 
 async def perform(client: openai.AsyncOpenAI, call: Call) -> int:
     """Send ``call`` through ``client``; returns the tokens the server reported using."""

@@ -19,6 +19,7 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from queue import Empty
 from typing import Any
 
 import httpx2
@@ -83,8 +84,7 @@ def mock_server_process(config: MockConfig) -> Any:
     process = context.Process(target=_serve_in_child, args=(config, queue), daemon=True)
     process.start()
     try:
-        url = queue.get(timeout=_STARTUP_TIMEOUT)
-        yield url
+        yield _wait_for_url(process, queue)
     finally:
         process.terminate()
         process.join(10)
@@ -92,6 +92,21 @@ def mock_server_process(config: MockConfig) -> Any:
             process.kill()
             process.join(5)
         queue.close()
+
+
+def _wait_for_url(process: Any, queue: Any) -> str:
+    deadline = time.monotonic() + _STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            return str(queue.get(timeout=0.2))
+        except Empty:
+            if not process.is_alive():
+                raise RuntimeError(
+                    f"the mock server process exited (code {process.exitcode}) before it was "
+                    "ready; a script that runs the benchmark must guard its entry point with "
+                    "'if __name__ == \"__main__\":' (multiprocessing's spawn re-imports it)"
+                ) from None
+    raise RuntimeError(f"the mock server did not start within {_STARTUP_TIMEOUT:g} s")
 
 
 async def run_scenario(
@@ -195,6 +210,7 @@ async def _run_one(
     cpu = time.process_time() - cpu_start
     accounting = contender.token_accounting()
     await contender.stop()
+    cpu += contender.extra_cpu_seconds()
     async with httpx2.AsyncClient(timeout=30) as control:
         server = (await control.get(f"{origin}/mock/stats")).json()
 
