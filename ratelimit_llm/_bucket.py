@@ -263,6 +263,7 @@ class Bucket:
         limit: float | None = None,
         remaining: float | None = None,
         window: float | None = None,
+        reset: float | None = None,
         mark: Mark | None = None,
         resize: bool = True,
     ) -> str | None:
@@ -272,8 +273,12 @@ class Bucket:
         calls may be in flight) to what the server had left minus what was taken here
         after the call that produced the snapshot (``mark``, taken with `mark` when that
         call was granted). A ``limit`` that differs from ours resizes the dimension when
-        ``resize`` is true. Returns the name of the dimension that was corrected, or
-        ``None`` when no dimension matches.
+        ``resize`` is true, and so does a burst depth that differs from ours: ``reset``
+        is the time until the bucket is full, so at the dimension's refill rate it holds
+        ``remaining + reset * rate`` when full. A server that enforces a minute's limit
+        per second ("quantized") shows up that way, with a window far below a minute.
+        Returns the name of the dimension that was corrected, or ``None`` when no
+        dimension matches.
         """
         index = self._match(metric, limit, window)
         if index is None:
@@ -281,6 +286,8 @@ class Bucket:
         self._refill(now)
         if resize and limit is not None and limit > 0:
             self._resize(index, limit)
+            if reset is not None and remaining is not None and reset > 0 and remaining < limit:
+                self._learn_capacity(index, remaining + reset * self._rates[index])
         if remaining is not None and remaining >= 0:
             sent_after = 0.0 if mark is None else max(0.0, self._sent[index] - mark[index])
             server_level = remaining - sent_after
@@ -359,13 +366,28 @@ class Bucket:
         self._levels[index] = min(new.capacity, self._levels[index] + new.capacity - old.capacity)
         self._capacity[index] = new.capacity
 
+    def _learn_capacity(self, index: int, capacity: float) -> None:
+        """Adopt a burst depth the server revealed, if it differs by more than 10 %."""
+        old = self._dimensions[index]
+        capacity = min(old.limit, capacity)
+        if capacity <= 0 or abs(capacity - old.capacity) <= 0.1 * old.capacity:
+            return
+        new = Dimension(old.name, old.metric, old.limit, old.window, capacity)
+        dims = list(self._dimensions)
+        dims[index] = new
+        self._dimensions = tuple(dims)
+        self._capacity[index] = capacity
+        self._levels[index] = min(self._levels[index], capacity)
+
     def _match(self, metric: str, limit: float | None, window: float | None) -> int | None:
         """Which dimension a server snapshot speaks of.
 
         A known window picks the dimension whose window is nearest (within a factor of
-        two). Without one, only a dimension with exactly that limit matches (or, when the
-        server sent no limit, the per-minute one): a requests triplet may really be per
-        day (Groq, or OpenAI when RPD binds), so an unknown window never resizes anything.
+        two); a window far shorter than a minute, with the limit of our per-minute
+        dimension, is that dimension enforced in slices (quantized). Without a window,
+        only a dimension with exactly that limit matches (or, when the server sent no
+        limit, the per-minute one): a requests triplet may really be per day (Groq, or
+        OpenAI when RPD binds), so an unknown window never resizes anything.
         """
         candidates = [i for i, m in enumerate(self._metrics) if m == metric]
         if not candidates:
@@ -373,7 +395,16 @@ class Bucket:
         if window is not None and window > 0:
             best = min(candidates, key=lambda i: abs(math.log(self._dimensions[i].window / window)))
             ratio = self._dimensions[best].window / window
-            return best if 0.5 <= ratio <= 2.0 else None
+            if 0.5 <= ratio <= 2.0:
+                return best
+            if window < 30.0:
+                for i in candidates:
+                    dim = self._dimensions[i]
+                    if dim.window == 60.0 and (
+                        limit is None or math.isclose(dim.limit, limit, rel_tol=1e-6)
+                    ):
+                        return i
+            return None
         if limit is not None:
             for i in candidates:
                 if math.isclose(self._dimensions[i].limit, limit, rel_tol=1e-6):

@@ -410,6 +410,7 @@ class RateLimiter:
                 limit=dim.limit if dim.scope == "" else None,
                 remaining=dim.remaining,
                 window=dim.window,
+                reset=dim.reset,
                 mark=mark,
                 resize=self._follow,
             )

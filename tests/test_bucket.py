@@ -274,3 +274,17 @@ def test_a_released_reservation_is_not_counted_as_sent() -> None:
     bucket.settle((1.0, 300.0), (1.0, 100.0), now=0.0)
     # Only the 300 call went out: the server's 6,000 minus 300 caps the refund.
     assert bucket.levels(0.0)[1] == 5_700
+
+
+def test_quantized_enforcement_is_learned_from_the_reset_header() -> None:
+    bucket = make(rpm=1_200, tpm=1_000_000)
+    # The server holds 1,200 RPM as 20 per second: after 20 calls in a burst it reports
+    # 0 remaining and "full again in 1s", a window of one second, not a minute.
+    name = bucket.observe("requests", now=0.0, limit=1_200, remaining=0, window=1.0, reset=1.0)
+    assert name == "requests/min"
+    assert bucket.dimensions[0].capacity == pytest.approx(20)
+    assert bucket.dimensions[0].limit == 1_200
+    # A normal minute bucket's headers leave the capacity alone (reset truncated to ms).
+    bucket = make(rpm=500, tpm=1_000_000)
+    bucket.observe("requests", now=0.0, limit=500, remaining=499, window=60.0, reset=0.12)
+    assert bucket.dimensions[0].capacity == 500
