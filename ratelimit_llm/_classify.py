@@ -27,7 +27,13 @@ from typing import Any
 from ._durations import parse_duration
 from ._headers import HeadersLike, parse_rate_limit_headers
 
-__all__ = ["ErrorInfo", "ErrorKind", "classify_error", "classify_error_payload"]
+__all__ = [
+    "RETRYABLE_KINDS",
+    "ErrorInfo",
+    "ErrorKind",
+    "classify_error",
+    "classify_error_payload",
+]
 
 _log = logging.getLogger("ratelimit_llm.classify")
 
@@ -59,7 +65,8 @@ class ErrorKind(enum.Enum):
     CLIENT_ERROR = "client_error"
 
 
-_RETRYABLE: frozenset[ErrorKind] = frozenset(
+#: The kinds that waiting may cure.
+RETRYABLE_KINDS: frozenset[ErrorKind] = frozenset(
     {
         ErrorKind.RATE_LIMIT,
         ErrorKind.RESOURCE_UNAVAILABLE,
@@ -276,7 +283,7 @@ def _classify(
     return ErrorInfo(
         kind=kind,
         status=status,
-        retryable=kind in _RETRYABLE and should_retry is not False,
+        retryable=kind in RETRYABLE_KINDS and should_retry is not False,
         retry_after=retry_after,
         metric=metric,
         period=period,
@@ -293,7 +300,7 @@ def _classify(
 
 def _from_status(status: int, meaning: int) -> ErrorInfo:
     kind = _kind(meaning, set(), "")
-    return ErrorInfo(kind=kind, status=status, retryable=kind in _RETRYABLE)
+    return ErrorInfo(kind=kind, status=status, retryable=kind in RETRYABLE_KINDS)
 
 
 def _read_body(body: object) -> tuple[str | None, str | None, str | None]:

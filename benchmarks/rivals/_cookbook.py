@@ -43,6 +43,8 @@ import openai
 from ratelimit_llm.bench import Call, Contender, RunContext, perform
 from ratelimit_llm.bench._contenders import sdk_clients
 
+from .chars_estimate import estimate_tokens as shared_estimate
+
 __all__ = ["Cookbook"]
 
 #: The original's constants.
@@ -54,21 +56,7 @@ DEFAULT_MAX_TOKENS = 15
 
 def estimate_tokens(call: Call) -> int:
     """Prompt characters / 4 (rounded up), plus ``n x max_tokens`` for chat calls."""
-    body = call.body
-    if call.endpoint == "embeddings":
-        text = body.get("input", "")
-        parts = [text] if isinstance(text, str) else list(text)
-        return math.ceil(sum(len(part) for part in parts if isinstance(part, str)) / 4)
-    characters = 0
-    for message in body.get("messages", ()):
-        content = message.get("content")
-        if isinstance(content, str):
-            characters += len(content)
-        elif isinstance(content, list):
-            characters += sum(len(p.get("text", "")) for p in content if isinstance(p, dict))
-    cap = body.get("max_tokens", body.get("max_completion_tokens"))
-    n = body.get("n") or 1
-    return math.ceil(characters / 4) + int(n) * int(cap if cap is not None else DEFAULT_MAX_TOKENS)
+    return shared_estimate(call.endpoint, call.body, DEFAULT_MAX_TOKENS)
 
 
 def is_rate_limit_error(error: BaseException) -> bool:

@@ -31,12 +31,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import sys
 import time
 from typing import Any
 
 import openai
+from chars_estimate import (  # type: ignore[import-not-found]  # this script's folder
+    estimate_tokens,
+)
 from token_throttle import (  # type: ignore[import-not-found]
     MemoryBackendBuilder,
     PerModelConfig,
@@ -57,20 +59,8 @@ def emit(event: dict[str, Any]) -> None:
 
 def estimate(endpoint: str, body: dict[str, Any]) -> int:
     """Prompt characters / 4 (rounded up) + ``n x max_tokens`` (nothing when absent)."""
-    if endpoint == "embeddings":
-        text = body.get("input", "")
-        parts = [text] if isinstance(text, str) else list(text)
-        return math.ceil(sum(len(part) for part in parts if isinstance(part, str)) / 4)
-    characters = 0
-    for message in body.get("messages", ()):
-        content = message.get("content")
-        if isinstance(content, str):
-            characters += len(content)
-        elif isinstance(content, list):
-            characters += sum(len(p.get("text", "")) for p in content if isinstance(p, dict))
-    cap = body.get("max_tokens", body.get("max_completion_tokens"))
-    n = body.get("n") or 1
-    return math.ceil(characters / 4) + (int(n) * int(cap) if cap is not None else 0)
+    tokens: int = estimate_tokens(endpoint, body, None)
+    return tokens
 
 
 def error_name(error: BaseException) -> str:

@@ -27,7 +27,7 @@ import random
 import weakref
 from dataclasses import dataclass
 
-from .._classify import ErrorInfo, ErrorKind
+from .._classify import RETRYABLE_KINDS, ErrorInfo, ErrorKind
 from .._headers import RateLimitSnapshot
 from .._limiter import RateLimiter
 from .._strategy import Attempt, Decision, Strategy
@@ -38,19 +38,6 @@ __all__ = ["AdaptiveBackoff"]
 
 _MINUTE = 60.0
 _DAY = 86_400.0
-
-#: Kinds a retry may cure (when the server did not say ``x-should-retry: false``).
-_RETRIED: frozenset[ErrorKind] = frozenset(
-    {
-        ErrorKind.RATE_LIMIT,
-        ErrorKind.RESOURCE_UNAVAILABLE,
-        ErrorKind.SLOW_DOWN,
-        ErrorKind.OVERLOADED,
-        ErrorKind.SERVER_ERROR,
-        ErrorKind.TIMEOUT,
-        ErrorKind.CONFLICT,
-    }
-)
 
 
 @dataclass(slots=True)
@@ -197,7 +184,7 @@ class AdaptiveBackoff(Strategy):
                 return None  # nothing failed (a 1xx/3xx), or not ours to retry
             return self._backoff(attempt, f"connection error ({type(exception).__name__})")
         label = f"{error.kind.value} ({error.status})"
-        if error.kind not in _RETRIED or not error.retryable:
+        if error.kind not in RETRYABLE_KINDS or not error.retryable:
             why = "the server said not to retry" if error.should_retry is False else "final"
             return Decision.give_up(reason=f"{label}: {why}")
         if limiter is not None:
