@@ -48,7 +48,8 @@ class RunResult:
     errors: dict[str, int] = field(default_factory=dict)
     wall_seconds: float = 0.0
     ideal_seconds: float = 0.0
-    #: ideal / wall: 1.0 is as fast as the limits allow.
+    #: The ideal time of the calls that completed, over wall: 1.0 is as fast as the
+    #: limits allow for the work that was done.
     efficiency: float = 0.0
     #: What the server admitted of the binding dimension, over what it could have.
     goodput: float = 0.0
@@ -145,6 +146,7 @@ async def _run_one(
     result = RunResult(scenario.name, contender.name, calls=len(scenario.calls))
     await contender.start(RunContext(url, scenario.keys, scenario.told, scenario))
     latencies: list[float] = []
+    completed: list[Call] = []
     errors: Counter[str] = Counter()
     finished_at = 0.0
     background_sent = 0
@@ -161,6 +163,7 @@ async def _run_one(
             errors[_error_name(error)] += 1
         else:
             latencies.append(loop.time() - began)
+            completed.append(call)
         finally:
             finished_at = max(finished_at, loop.time())
             if on_progress is not None:
@@ -221,7 +224,9 @@ async def _run_one(
     result.wall_seconds = (finished_at - start) if not unfinished else scenario.max_seconds
     result.ideal_seconds = ideal_seconds(scenario)
     if result.wall_seconds:
-        result.efficiency = min(1.0, result.ideal_seconds / result.wall_seconds)
+        # Credit only the work done: dropping calls is no way to finish sooner.
+        done_ideal = ideal_seconds(scenario, completed)
+        result.efficiency = min(1.0, done_ideal / result.wall_seconds)
     result.server_requests = int(server["requests"])
     result.server_429s = int(server["rejected"])
     result.server_429s_by_reason = dict(server["rejected_by_reason"])

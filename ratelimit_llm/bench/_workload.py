@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -66,23 +66,25 @@ class Scenario:
         return self.server.limits
 
 
-def ideal_seconds(scenario: Scenario) -> float:
-    """The shortest time in which the server's limits let the whole workload through.
+def ideal_seconds(scenario: Scenario, calls: Sequence[Call] | None = None) -> float:
+    """The shortest time in which the server's limits let the workload through.
 
     Charges each call as the mock's own admission rule does, then asks how long the
     binding dimension needs beyond its burst capacity (all keys together), and never
-    less than the last arrival.
+    less than the last arrival. ``calls`` narrows it to part of the workload (the calls
+    a contender completed, so that one that dropped calls is not credited for them).
     """
+    calls = scenario.calls if calls is None else calls
     limits = scenario.server.limits
     keys = len(scenario.keys)
-    requests = float(len(scenario.calls))
+    requests = float(len(calls))
     rule = scenario.server.charge_rule
     default_output = scenario.server.output.default_max_tokens
     tokens = 0.0
-    for call in scenario.calls:
+    for call in calls:
         parse = parse_embeddings if call.endpoint == "embeddings" else parse_chat
         tokens += rule(parse(dict(call.body)).charge_request(default_output))
-    needs = [scenario.calls[-1].at if scenario.calls else 0.0]
+    needs = [max((call.at for call in calls), default=0.0)]
     background = scenario.background
     taken = {"requests": 0.0, "tokens": 0.0}
     if background is not None:
