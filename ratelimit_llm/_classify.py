@@ -273,8 +273,14 @@ def _classify(
     if headers is not None:
         snapshot = parse_rate_limit_headers(headers, wall_time=wall_time)
         should_retry, retry_after = snapshot.should_retry, snapshot.retry_after
-    if retry_after is None and text:
-        retry_after = _retry_in(text)
+    if text:
+        named = _retry_in(text)
+        # "retry-after: 1" is the message's "try again in 33ms" rounded up to a whole
+        # second (the header has no finer unit); the message is the exact figure.
+        if retry_after is None or (
+            named is not None and named <= retry_after < named + 1 and retry_after.is_integer()
+        ):
+            retry_after = named if named is not None else retry_after
     metric, period = _metric_and_period(text, markers)
     limit = _number(_LIMIT, text)
     if limit is None and (found := _OF_PER.search(text)):

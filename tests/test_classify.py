@@ -995,3 +995,21 @@ def test_payloads_never_raise_nor_leak_keys(payload: dict[str, Any], status: int
     info = classify_error_payload(payload, status=status)
     assert info.status == status
     assert info.message is None or not KEY.search(info.message)
+
+
+def test_the_messages_exact_wait_beats_a_whole_second_retry_after() -> None:
+    body = {
+        "error": {
+            "message": "Rate limit reached for gpt-4o-mini in organization org-x on requests per"
+            " min (RPM): Limit 1800, Used 1800, Requested 1. Please try again in 33ms.",
+            "type": "requests",
+            "code": "rate_limit_exceeded",
+        }
+    }
+    info = classify_error(429, {"retry-after": "1"}, body)
+    assert info is not None and info.retry_after == 0.033
+    # retry-after-ms is exact already, and a retry-after that disagrees is kept.
+    exact = classify_error(429, {"retry-after-ms": "500"}, body)
+    assert exact is not None and exact.retry_after == 0.5
+    longer = classify_error(429, {"retry-after": "20"}, body)
+    assert longer is not None and longer.retry_after == 20.0
