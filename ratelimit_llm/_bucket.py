@@ -34,8 +34,9 @@ __all__ = ["Bucket", "Mark"]
 #: lets a later header snapshot be discounted by what was sent after it (see `observe`).
 Mark = tuple[float, ...]
 
-# How far back `mark_at` can look. Snapshots are at most a response's latency old.
-_HISTORY_SECONDS = 30.0
+# How many grants `mark_at` remembers: at a thousand calls a second, the last 16 s,
+# while a snapshot is at most one response's round trip old.
+_HISTORY_GRANTS = 16_384
 
 # Levels and amounts are floats refilled by multiplication, so "exactly enough" can come
 # out a hair short; a relative tolerance keeps that from costing a spurious timer round.
@@ -97,8 +98,8 @@ class Bucket:
         # The server's last word per dimension: (level it implied, when, `_sent` then).
         # Refunds are never allowed to lift a level above it projected to the present.
         self._anchors: list[tuple[float, float, float] | None] = [None] * len(dimensions)
-        # (grant time, `_sent` just before it) for the last `_HISTORY_SECONDS`.
-        self._history: deque[tuple[float, Mark]] = deque()
+        # (grant time, `_sent` just after it) for the most recent grants.
+        self._history: deque[tuple[float, Mark]] = deque(maxlen=_HISTORY_GRANTS)
         self._updated = now
 
     # -- reading -------------------------------------------------------------------------
@@ -135,12 +136,12 @@ class Bucket:
         the history, it answers with the oldest it has (which discounts more: the
         safe side).
         """
-        found: Mark | None = None
-        for granted_at, sent_before in reversed(self._history):
+        history = self._history
+        for granted_at, sent_after in reversed(history):
             if granted_at <= when:
-                break
-            found = sent_before
-        return tuple(self._sent) if found is None else found
+                return sent_after
+        # Everything recorded is later than ``when``: the oldest record is the nearest.
+        return history[0][1] if history else tuple(self._sent)
 
     def check_fits(self, amounts: Sequence[float]) -> None:
         """Raise `CapacityExceededError` if some amount could never be granted."""
@@ -189,14 +190,19 @@ class Bucket:
         if elapsed:
             self._updated = now
         sent = self._sent
-        history = self._history
-        history.append((now, tuple(sent)))
-        if history[0][0] < now - _HISTORY_SECONDS:
-            while history and history[0][0] < now - _HISTORY_SECONDS:
-                history.popleft()
         for i, amount in enumerate(amounts):
             sent[i] += amount
         return True
+
+    def grant_mark(self, now: float) -> Mark:
+        """Record that a take at ``now`` was granted; returns `mark` (as it is now).
+
+        The limiter calls it after every successful `try_take`, so that `mark_at` can
+        later tell what had been taken by any recent moment.
+        """
+        mark = tuple(self._sent)
+        self._history.append((now, mark))
+        return mark
 
     def give_back(self, amounts: Sequence[float], now: float) -> None:
         """Return ``amounts`` that were taken but not spent (a refund).

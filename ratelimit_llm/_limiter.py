@@ -172,13 +172,12 @@ _DONE = _Done()
 class _Acquire:
     """What `RateLimiter.acquire` returns: await it, or use it as ``async with``."""
 
-    __slots__ = ("_cost", "_limiter", "_reservation", "_timeout")
+    __slots__ = ("_cost", "_limiter", "_timeout")
 
     def __init__(self, limiter: RateLimiter, cost: Cost, timeout: float | None) -> None:
         self._limiter = limiter
         self._cost = cost
         self._timeout = timeout
-        self._reservation: Reservation | None = None
 
     def __await__(self) -> Generator[Any, None, Reservation]:
         return self._limiter._acquire(self._cost, self._timeout).__await__()
@@ -190,13 +189,11 @@ class _Acquire:
         if bucket is not None and not limiter._waiting:
             cost = self._cost
             amounts = bucket.amounts(cost)
-            if bucket.try_take(amounts, limiter._clock()):  # type: ignore[misc]
+            now = limiter._clock()  # type: ignore[misc]
+            if bucket.try_take(amounts, now):
                 limiter._granted += 1
-                reservation = Reservation(limiter, cost, amounts, bucket.mark(), 0.0)
-                self._reservation = reservation
-                return reservation
-        self._reservation = await limiter._acquire(self._cost, self._timeout)
-        return self._reservation
+                return Reservation(limiter, cost, amounts, bucket.grant_mark(now), 0.0)
+        return await limiter._acquire(self._cost, self._timeout)
 
     def __aexit__(
         self,
@@ -511,7 +508,8 @@ class RateLimiter:
         self._granted += 1
         bucket = self._bucket
         assert bucket is not None
-        return Reservation(self, cost, amounts, bucket.mark(), waited)
+        assert self._clock is not None
+        return Reservation(self, cost, amounts, bucket.grant_mark(self._clock()), waited)
 
     async def _acquire(self, cost: Cost, patience: float | None) -> Reservation:
         bucket = self._bucket or self._start()

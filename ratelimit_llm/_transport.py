@@ -441,11 +441,12 @@ def _rebase(url: Any, base_url: str, module: ModuleType) -> Any:
 def _produced_at(response: Any, sent_at: float, answered_at: float) -> float:
     """When the server took the snapshot in ``response``'s headers, on our clock.
 
-    Calls granted here before that moment, minus their trip to the server, are in its
-    numbers; later ones are not. The round trip is what the call took beyond the
-    server's own time (``openai-processing-ms``); half of it is the way back, and a call
-    granted later than ``answered_at`` minus a whole round trip may not have arrived
-    when the snapshot was taken. Without the header the answer's arrival is used.
+    Calls granted here before that moment are (nearly all) in its numbers; later ones
+    are not. What the call took beyond the server's own time (``openai-processing-ms``)
+    was spent on the way there and back, client-side queueing included; the snapshot
+    is placed halfway, the estimate that errs least either way when the trip is long
+    (a busy client, a full connection pool). Without the header, the answer's arrival
+    is used.
     """
     processing = response.headers.get("openai-processing-ms")
     try:
@@ -455,7 +456,7 @@ def _produced_at(response: Any, sent_at: float, answered_at: float) -> float:
     if server_seconds is None or not server_seconds >= 0:
         return answered_at
     trip = max(0.0, (answered_at - sent_at) - server_seconds)
-    return answered_at - trip
+    return answered_at - trip / 2
 
 
 def _never_sent(error: BaseException) -> bool:

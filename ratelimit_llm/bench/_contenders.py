@@ -178,7 +178,7 @@ def builtin_contenders() -> list[Contender]:
     def fixed(context: RunContext) -> Strategy:
         # The seed article's batch_delay: calls spaced at the request rate, on top of
         # the bucket (which still holds TPM).
-        rpm = context.told.rpm or 60.0
+        rpm = (context.told.rpm or 60.0) * len(context.keys)
         return FixedDelay(60.0 / rpm) + AdaptiveBackoff()
 
     return [
