@@ -42,6 +42,7 @@ def wrap(
     auto_start: Limits = AUTO_START,
     clock: Callable[[], float] | None = None,
     snapshot_at: Literal["response", "admission"] = "response",
+    max_in_flight: int | Literal["pool"] | None = "pool",
 ) -> ClientT:
     """A copy of ``client`` whose every call is paced, corrected and retried by the limiter.
 
@@ -71,6 +72,11 @@ def wrap(
     :param snapshot_at: when the server takes the numbers in its rate-limit headers
         (see `RateLimitedTransport`); ``"response"`` unless you know your server's
         headers describe the moment of admission.
+    :param max_in_flight: at most this many calls waiting for an answer at once. The
+        default, ``"pool"``, is your client's connection-pool size (1,000 for the SDK's
+        default client): calls granted in a burst beyond it wait in the limiter's own
+        line instead of the pool's, whose cost grows with the square of its length.
+        ``None`` for no cap.
     """
     direct = {"rpm": rpm, "tpm": tpm, "rpd": rpd, "tpd": tpd}
     if any(value is not None for value in direct.values()):
@@ -88,6 +94,8 @@ def wrap(
         )
     module = _http_module(http_client)
     inner = getattr(http_client, "_transport", None) or module.AsyncHTTPTransport()
+    if max_in_flight == "pool":
+        max_in_flight = _pool_size(inner)
     pool = LimiterPool(
         "auto" if limits is None else limits,
         shared=shared,
@@ -104,6 +112,7 @@ def wrap(
         telemetry=telemetry,
         clock=clock,
         snapshot_at=snapshot_at,
+        max_in_flight=max_in_flight,
     )
     limited_http = module.AsyncClient(
         transport=transport,
@@ -112,6 +121,13 @@ def wrap(
     )
     wrapped: ClientT = copy(http_client=limited_http, max_retries=0)
     return wrapped
+
+
+def _pool_size(transport: Any) -> int | None:
+    """The connection limit of an httpx/httpx2 transport's pool, if it has one."""
+    pool = getattr(transport, "_pool", None)
+    size = getattr(pool, "_max_connections", None)
+    return size if isinstance(size, int) and size > 0 else None
 
 
 def transport_of(client: Any) -> RateLimitedTransport:

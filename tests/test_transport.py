@@ -480,3 +480,34 @@ async def test_legacy_httpx_streams_are_watched_too() -> None:
 async def test_transport_needs_limits_or_a_pool() -> None:
     with pytest.raises(TypeError):
         RateLimitedTransport(httpx2.MockTransport(lambda r: httpx2.Response(200)))
+
+
+async def test_max_in_flight_caps_calls_waiting_for_an_answer() -> None:
+    in_flight = 0
+    peak = 0
+
+    async def slow(request: httpx2.Request) -> httpx2.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await trio.sleep(1)
+        in_flight -= 1
+        return httpx2.Response(200, json=completion())
+
+    transport = RateLimitedTransport(
+        httpx2.MockTransport(slow),
+        limits=Limits(rpm=600, tpm=1_000_000),
+        strategy=Strategy(),
+        max_in_flight=3,
+    )
+    client = openai.AsyncOpenAI(
+        api_key=KEY, base_url=BASE, http_client=httpx2.AsyncClient(transport=transport)
+    )
+    async with trio.open_nursery() as nursery:
+        for _ in range(9):
+            nursery.start_soon(chat, client)
+    assert peak == 3
+    # Nine one-second calls, three at a time: at least three seconds.
+    assert trio.current_time() >= 3.0
+    with pytest.raises(ValueError, match="max_in_flight"):
+        RateLimitedTransport(httpx2.MockTransport(slow), limits=Limits(rpm=1), max_in_flight=0)

@@ -256,3 +256,10 @@ async def test_over_a_real_loopback_server() -> None:
             stats = (await http.get(f"{server.origin}/mock/stats")).json()
         assert stats["accepted"] == 20
         await wrapped.close()
+
+
+async def test_wrap_caps_calls_in_flight_at_the_pool_size() -> None:
+    client = openai.AsyncOpenAI(api_key=KEY, base_url="http://mock/v1")
+    assert transport_of(wrap(client, rpm=60)).max_in_flight == 1_000  # the SDK's pool
+    assert transport_of(wrap(client, rpm=60, max_in_flight=None)).max_in_flight is None
+    assert transport_of(wrap(client, rpm=60, max_in_flight=8)).max_in_flight == 8
