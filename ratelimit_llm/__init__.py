@@ -18,16 +18,10 @@ from ._credentials import Credential, redact_key
 from ._estimate import CostEstimator, cost_from_usage, estimate_cost
 from ._exceptions import (
     AcquireTimeoutError,
-    APIStatusError,
-    AuthenticationError,
     CapacityExceededError,
     CredentialsExhaustedError,
-    InsufficientQuotaError,
-    RateLimitError,
     RateLimitLLMError,
-    RequestTooLargeError,
     ReservationError,
-    ServerError,
     WouldBlock,
 )
 from ._headers import DimensionSnapshot, RateLimitSnapshot, parse_rate_limit_headers
@@ -43,11 +37,9 @@ from .strategies import AdaptiveBackoff, CredentialState, FixedDelay, KeyRotatio
 __version__ = "0.1.0.dev0"
 
 __all__ = [
-    "APIStatusError",
     "AcquireTimeoutError",
     "AdaptiveBackoff",
     "Attempt",
-    "AuthenticationError",
     "Bucket",
     "CapacityExceededError",
     "Cost",
@@ -62,21 +54,17 @@ __all__ = [
     "ErrorKind",
     "Event",
     "FixedDelay",
-    "InsufficientQuotaError",
     "KeyRotation",
     "LimiterPool",
     "LimiterStatistics",
     "Limits",
-    "RateLimitError",
     "RateLimitLLMError",
     "RateLimitSnapshot",
     "RateLimitedTransport",
     "RateLimiter",
-    "RequestTooLargeError",
     "Reservation",
     "ReservationError",
     "RouteStatistics",
-    "ServerError",
     "Strategy",
     "Telemetry",
     "WouldBlock",

@@ -1,7 +1,7 @@
 """Every exception ratelimit-llm raises, in one place.
 
-The names follow the ``openai`` SDK where they mean the same thing (``APIStatusError``,
-``RateLimitError``), so code that already catches the SDK's errors reads naturally.
+The names follow the ``openai`` SDK's style (``...Error``, one base class), and none
+of them shadows one of its names, so both can be caught side by side.
 
 The tree::
 
@@ -10,13 +10,11 @@ The tree::
     ├── WouldBlock (also anyio.WouldBlock)       acquire_nowait() found no room
     ├── AcquireTimeoutError (also TimeoutError)  a waiter's deadline passed
     ├── ReservationError (also RuntimeError)     a reservation used after it was closed
-    ├── CredentialsExhaustedError                every credential was retired
-    └── APIStatusError                           the server refused and we gave up
-        ├── RateLimitError                       429 that waiting may cure
-        │   ├── InsufficientQuotaError           429 quota/billing: never retried
-        │   └── RequestTooLargeError             429 "Request too large": never fits
-        ├── AuthenticationError                  401/403: the credential is refused
-        └── ServerError                          5xx after the retry budget ran out
+    └── CredentialsExhaustedError                every credential was retired
+
+What the *server* refused is not here: when the limiter gives up on a call it hands the
+last answer back to the SDK, which raises its own ``openai.RateLimitError``,
+``openai.APIStatusError`` and so on, as code around the SDK already expects.
 
 Nothing here ever carries an API key: callers name keys by a redacted form only.
 """
@@ -26,17 +24,11 @@ from __future__ import annotations
 import anyio
 
 __all__ = [
-    "APIStatusError",
     "AcquireTimeoutError",
-    "AuthenticationError",
     "CapacityExceededError",
     "CredentialsExhaustedError",
-    "InsufficientQuotaError",
-    "RateLimitError",
     "RateLimitLLMError",
-    "RequestTooLargeError",
     "ReservationError",
-    "ServerError",
     "WouldBlock",
 ]
 
@@ -88,46 +80,3 @@ class CredentialsExhaustedError(RateLimitLLMError):
         self.reasons = dict(reasons)
         listed = "; ".join(f"{name}: {why}" for name, why in self.reasons.items())
         super().__init__(f"no usable credential is left ({listed or 'none configured'})")
-
-
-class APIStatusError(RateLimitLLMError):
-    """The server answered with an error status and the limiter gave up on the call.
-
-    ``status_code`` is the HTTP status, ``code`` and ``type`` come from the error body when
-    it had them, and ``key`` is the redacted name of the credential that was used.
-    """
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int,
-        code: str | None = None,
-        type: str | None = None,
-        key: str | None = None,
-    ) -> None:
-        self.status_code = status_code
-        self.code = code
-        self.type = type
-        self.key = key
-        super().__init__(message)
-
-
-class RateLimitError(APIStatusError):
-    """HTTP 429 that the limiter could not get past within its retry budget."""
-
-
-class InsufficientQuotaError(RateLimitError):
-    """HTTP 429 ``insufficient_quota``: billing or credits, which no retry can fix."""
-
-
-class RequestTooLargeError(RateLimitError):
-    """HTTP 429 "Request too large": the call exceeds the server's limit on its own."""
-
-
-class AuthenticationError(APIStatusError):
-    """HTTP 401/403: the server refused the credential."""
-
-
-class ServerError(APIStatusError):
-    """HTTP 5xx (or a connection failure) that outlasted the retry budget."""
