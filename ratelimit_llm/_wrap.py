@@ -4,7 +4,8 @@ It uses the SDK's documented extension point, ``http_client``: the returned clie
 copy of yours whose HTTP client sends through a `RateLimitedTransport` wrapped around
 your client's own transport (so its connection pool, proxies and TLS settings stay).
 The copy's ``max_retries`` is 0: retries belong to the limiter, which sees and paces
-each of them, instead of being doubled by the SDK's hidden ones.
+each of them, instead of being doubled by the SDK's hidden ones. The copy shares your
+client's connection pool: use the copy from then on, and close one of the two, not both.
 """
 
 from __future__ import annotations
