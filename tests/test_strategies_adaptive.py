@@ -16,6 +16,7 @@ from typing import Any
 import anyio
 import pytest
 import trio
+from error_bodies import QUOTA_429, envelope
 
 from ratelimit_llm import Cost, Limits
 from ratelimit_llm._classify import ErrorKind, classify_error
@@ -28,10 +29,6 @@ from ratelimit_llm.strategies import AdaptiveBackoff
 
 MODEL = "gpt-4o-mini"
 COST = Cost(requests=1, tokens=1_200)
-
-
-def envelope(message: str, type_: str | None = None, code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "param": None, "code": code}}
 
 
 def openai_429(metric: str, limit: int, wait: str, period: str = "min") -> dict[str, Any]:
@@ -54,13 +51,6 @@ AZURE_TOKENS_429 = envelope(
     "Please retry after 6 seconds.",
     None,
     "429",
-)
-QUOTA_429 = envelope(
-    "You exceeded your current quota, please check your plan and billing details. For more "
-    "information on this error, read the docs: "
-    "https://platform.openai.com/docs/guides/error-codes/api-errors.",
-    "insufficient_quota",
-    "insufficient_quota",
 )
 TOO_LARGE_429 = envelope(
     "Request too large for gpt-4o in organization org-abc on tokens per min (TPM): Limit "

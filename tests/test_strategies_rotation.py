@@ -10,12 +10,12 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import anyio
 import pytest
 import trio
 import trio.testing
+from error_bodies import QUOTA_429, envelope
 
 from ratelimit_llm import Cost, Limits
 from ratelimit_llm._classify import classify_error
@@ -36,10 +36,6 @@ KEYS = (KEY_A, KEY_B, KEY_C)
 NAME_A, NAME_B, NAME_C = "sk-...AAAA", "sk-...BBBB", "sk-...CCCC"
 
 
-def envelope(message: str, type_: str | None = None, code: str | None = None) -> dict[str, Any]:
-    return {"error": {"message": message, "type": type_, "param": None, "code": code}}
-
-
 TPM_429 = envelope(
     f"Rate limit reached for {MODEL} in organization org-abc on tokens per min (TPM): Limit "
     "200000, Used 199500, Requested 1200. Please try again in 2s. Visit "
@@ -48,13 +44,6 @@ TPM_429 = envelope(
     "rate_limit_exceeded",
 )
 PLAIN_429 = envelope("Too Many Requests")
-QUOTA_429 = envelope(
-    "You exceeded your current quota, please check your plan and billing details. For more "
-    "information on this error, read the docs: "
-    "https://platform.openai.com/docs/guides/error-codes/api-errors.",
-    "insufficient_quota",
-    "insufficient_quota",
-)
 AUTH_401 = envelope(
     # Servers quote the key back; classify_error cuts it down before anything keeps it.
     f"Incorrect API key provided: {KEY_B}. You can find your API key at "
