@@ -254,13 +254,6 @@ class Bucket:
             levels[i] = capacity[i] if level > capacity[i] else level
             spent[i] += cost
 
-    def debit(self, amounts: Sequence[float], now: float) -> None:
-        """Take ``amounts`` whatever the level: a call cost more than was reserved."""
-        self._refill(now)
-        levels = self._levels
-        for i, amount in enumerate(amounts):
-            levels[i] -= amount
-
     def observe(
         self,
         metric: str,
