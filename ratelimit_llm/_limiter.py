@@ -347,30 +347,17 @@ class RateLimiter:
         limit: float | None = None,
         remaining: float | None = None,
         window: float | None = None,
+        reset: float | None = None,
         reservation: Reservation | None = None,
+        since: float | None = None,
     ) -> str | None:
         """Correct one dimension from the server's view (see `Bucket.observe`).
 
-        Pass the `Reservation` of the call whose response carried the numbers, so that
-        what was sent after it is discounted. Returns the dimension's name, or ``None``
-        if no dimension counts ``metric`` over that window.
+        Say what the numbers already count as `observe_snapshot` does (``reservation``
+        or ``since``). Returns the dimension's name, or ``None`` if no dimension counts
+        ``metric`` over that window.
         """
-        bucket = self._bucket or self._start()
-        before = bucket.dimensions
-        name = bucket.observe(
-            metric,
-            now=self._now(),
-            limit=limit,
-            remaining=remaining,
-            window=window,
-            mark=None if reservation is None else reservation.mark,
-            resize=self._follow,
-        )
-        if bucket.dimensions is not before:
-            # A new limit may let the head through sooner. A lowered level only delays
-            # it, and the head finds that out when its timer fires.
-            self._wake_head()
-        return name
+        return self._observe([(metric, limit, remaining, window, reset)], reservation, since)[0]
 
     def observe_snapshot(
         self,
@@ -388,6 +375,21 @@ class RateLimiter:
         and the project-token triplet are used (both are enforced; the lower wins).
         Returns the names of the dimensions that were corrected.
         """
+        readings = [
+            (d.metric, d.limit if d.scope == "" else None, d.remaining, d.window, d.reset)
+            for d in snapshot.dimensions
+            if d.scope in ("", "project")
+        ]
+        names = self._observe(readings, reservation, since)
+        return [name for name in names if name is not None]
+
+    def _observe(
+        self,
+        readings: Sequence[tuple[str, float | None, float | None, float | None, float | None]],
+        reservation: Reservation | None,
+        since: float | None,
+    ) -> list[str | None]:
+        """Apply (metric, limit, remaining, window, reset) readings; one place for both."""
         bucket = self._bucket or self._start()
         if reservation is not None:
             mark: Mark | None = reservation.mark
@@ -397,25 +399,24 @@ class RateLimiter:
             mark = None
         now = self._now()
         before = bucket.dimensions
-        corrected = []
-        for dim in snapshot.dimensions:
-            if dim.scope not in ("", "project"):
-                continue
-            name = bucket.observe(
-                dim.metric,
+        names = [
+            bucket.observe(
+                metric,
                 now=now,
-                limit=dim.limit if dim.scope == "" else None,
-                remaining=dim.remaining,
-                window=dim.window,
-                reset=dim.reset,
+                limit=limit,
+                remaining=remaining,
+                window=window,
+                reset=reset,
                 mark=mark,
                 resize=self._follow,
             )
-            if name is not None:
-                corrected.append(name)
+            for metric, limit, remaining, window, reset in readings
+        ]
         if bucket.dimensions is not before:
+            # A new limit may let the head through sooner. A lowered level only delays
+            # it, and the head finds that out when its timer fires.
             self._wake_head()
-        return corrected
+        return names
 
     def hold(self, seconds: float, *, metric: str | None = None, cost: Cost | None = None) -> None:
         """Grant nothing that needs ``cost`` for ``seconds``: the server said "try again in".
