@@ -18,6 +18,7 @@ from ._credentials import Credential, redact_key
 from ._estimate import CostEstimator, cost_from_usage, estimate_cost
 from ._exceptions import (
     AcquireTimeoutError,
+    BackendUnavailableError,
     CapacityExceededError,
     CredentialsExhaustedError,
     RateLimitLLMError,
@@ -32,6 +33,7 @@ from ._telemetry import Event, RouteStatistics, Telemetry
 from ._transport import RateLimitedTransport
 from ._types import Cost, Dimension, Limits
 from ._wrap import transport_of, wrap
+from .backends import Backend, MemoryBackend, backend_from
 from .strategies import AdaptiveBackoff, CredentialState, FixedDelay, KeyRotation
 
 __version__ = "0.1.0.dev0"
@@ -40,6 +42,8 @@ __all__ = [
     "AcquireTimeoutError",
     "AdaptiveBackoff",
     "Attempt",
+    "Backend",
+    "BackendUnavailableError",
     "Bucket",
     "CapacityExceededError",
     "Cost",
@@ -58,6 +62,7 @@ __all__ = [
     "LimiterPool",
     "LimiterStatistics",
     "Limits",
+    "MemoryBackend",
     "RateLimitLLMError",
     "RateLimitSnapshot",
     "RateLimitedTransport",
@@ -68,6 +73,7 @@ __all__ = [
     "Strategy",
     "Telemetry",
     "WouldBlock",
+    "backend_from",
     "classify_error",
     "classify_error_payload",
     "compose",

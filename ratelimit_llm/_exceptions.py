@@ -25,6 +25,7 @@ import anyio
 
 __all__ = [
     "AcquireTimeoutError",
+    "BackendUnavailableError",
     "CapacityExceededError",
     "CredentialsExhaustedError",
     "RateLimitLLMError",
@@ -80,3 +81,13 @@ class CredentialsExhaustedError(RateLimitLLMError):
         self.reasons = dict(reasons)
         listed = "; ".join(f"{name}: {why}" for name, why in self.reasons.items())
         super().__init__(f"no usable credential is left ({listed or 'none configured'})")
+
+
+class BackendUnavailableError(RateLimitLLMError, ConnectionError):
+    """The shared backend (Redis) could not be reached, or did not answer in time.
+
+    Raised by limiters whose backend is configured to *fail closed*; with a local
+    fallback share configured, calls are served from it instead. The message names the
+    backend by host and port only (never a password), and the driver's own exception is
+    not chained, so nothing of the connection settings leaks into logs.
+    """

@@ -485,6 +485,13 @@ class RateLimiter:
             limits={d.name: d.limit for d in dims},
         )
 
+    async def aclose(self) -> None:
+        """Wait for updates still being applied (none here; a shared backend may have some).
+
+        Call it before a process exits so that the last settles reach a shared quota.
+        """
+        return None
+
     def __repr__(self) -> str:
         dims = ", ".join(f"{d.name}={d.limit:g}" for d in self.bucket.dimensions)
         return f"<RateLimiter {dims} waiting={self._waiting}>"

@@ -12,6 +12,7 @@ from typing import Literal, TypeAlias
 
 from ._limiter import RateLimiter
 from ._types import Limits
+from .backends import Backend, backend_from
 
 __all__ = ["AUTO_START", "LimiterPool", "LimitsSpec"]
 
@@ -34,9 +35,20 @@ class LimiterPool:
     :param auto_start: the starting limits of buckets whose limits are learned.
     :param follow_server_limits: let the server's headers resize buckets. Learned
         buckets always follow the server.
+    :param backend: where the buckets live: in this process (the default), or a shared
+        backend such as `RedisBackend` (or its URL), where each (credential, model group)
+        is one quota scope shared with every other process that uses it.
     """
 
-    __slots__ = ("_auto_start", "_clock", "_follow", "_limiters", "_limits", "_shared")
+    __slots__ = (
+        "_auto_start",
+        "_clock",
+        "_follow",
+        "_limiters",
+        "_limits",
+        "_shared",
+        "backend",
+    )
 
     def __init__(
         self,
@@ -46,6 +58,7 @@ class LimiterPool:
         clock: Callable[[], float] | None = None,
         auto_start: Limits = AUTO_START,
         follow_server_limits: bool = True,
+        backend: Backend | str | None = None,
     ) -> None:
         if not (limits == "auto" or isinstance(limits, Limits | Mapping)):
             raise TypeError(
@@ -60,6 +73,7 @@ class LimiterPool:
         self._clock = clock
         self._auto_start = auto_start
         self._follow = follow_server_limits
+        self.backend = backend_from(backend)
         self._limiters: dict[tuple[str, str | None], RateLimiter] = {}
 
     def group(self, model: str | None) -> str | None:
@@ -74,8 +88,11 @@ class LimiterPool:
         limiter = self._limiters.get(key)
         if limiter is None:
             limits, learned = self._limits_for(model)
-            limiter = RateLimiter(
-                limits, clock=self._clock, follow_server_limits=learned or self._follow
+            limiter = self.backend.limiter(
+                limits,
+                scope=f"{credential}|{key[1] or '*'}",
+                clock=self._clock,
+                follow_server_limits=learned or self._follow,
             )
             self._limiters[key] = limiter
         return limiter

@@ -19,6 +19,7 @@ from ._strategy import Strategy
 from ._telemetry import Telemetry
 from ._transport import RateLimitedTransport, _http_module
 from ._types import Limits
+from .backends import Backend
 
 __all__ = ["transport_of", "wrap"]
 
@@ -44,6 +45,7 @@ def wrap(
     clock: Callable[[], float] | None = None,
     snapshot_at: Literal["response", "admission"] = "response",
     max_in_flight: int | Literal["pool"] | None = "pool",
+    backend: Backend | str | None = None,
 ) -> ClientT:
     """A copy of ``client`` whose every call is paced, corrected and retried by the limiter.
 
@@ -78,6 +80,9 @@ def wrap(
         default client): calls granted in a burst beyond it wait in the limiter's own
         line instead of the pool's, whose cost grows with the square of its length.
         ``None`` for no cap.
+    :param backend: where the buckets live. By default in this process; a
+        `RedisBackend` or a ``redis://`` / ``rediss://`` URL shares each (credential,
+        model group) quota with every process and host that uses the same Redis.
     """
     direct = {"rpm": rpm, "tpm": tpm, "rpd": rpd, "tpd": tpd}
     if any(value is not None for value in direct.values()):
@@ -103,6 +108,7 @@ def wrap(
         clock=clock,
         auto_start=auto_start,
         follow_server_limits=follow_server_limits,
+        backend=backend,
     )
     transport = RateLimitedTransport(
         inner,
