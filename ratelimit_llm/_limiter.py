@@ -452,6 +452,34 @@ class RateLimiter:
         bucket.resize(name, limit, self._now())
         self._wake_head()
 
+    def rescale(self, name: str, limit: float, cost: Cost | None = None) -> None:
+        """Give dimension ``name`` a new limit without changing when ``cost`` fits.
+
+        `resize` keeps what was used, so cutting a limit by 30 % while the bucket is
+        empty puts it 30 % of a minute in debt: a 429 whose server said "try again in
+        2s" would hold everyone for 20 s more. A guessed cut should change the rate from
+        now on, not the wait already known. So where ``cost`` does not fit, the level
+        becomes the one from which it fits after the same wait at the new rate (an
+        earlier `hold` stays exact); where it fits, the level stays (capped at the new
+        capacity), so that recovering gives no free burst either.
+        """
+        bucket = self._bucket or self._start()
+        index = bucket._index(name)
+        now = self._now()
+        amount = bucket.amounts(_DEFAULT_COST if cost is None else cost)[index]
+        old_rate = bucket.dimensions[index].rate
+        level = bucket.levels(now)[index]
+        bucket.resize(name, limit, now)
+        new = bucket.dimensions[index]
+        wanted = amount - (amount - level) * new.rate / old_rate if level < amount else level
+        bucket.set_level(name, min(wanted, new.capacity), now)
+        self._wake_head()
+
+    def mark(self) -> tuple[float, ...]:
+        """How much has been taken so far per dimension (comparable with `Reservation.mark`)."""
+        bucket = self._bucket or self._start()
+        return bucket.mark()
+
     def set_level(self, name: str, level: float) -> None:
         """Put dimension ``name`` at ``level`` now (see `Bucket.set_level`)."""
         bucket = self._bucket or self._start()

@@ -281,6 +281,7 @@ class RedisRateLimiter(RateLimiter):
         "_dropped",
         "_fallback",
         "_keys",
+        "_last_mark",
         "_levels_at",
         "_offset",
         "_pending",
@@ -310,6 +311,7 @@ class RedisRateLimiter(RateLimiter):
         self._dropped = 0
         self._remote_levels: tuple[float, ...] | None = None
         self._levels_at = 0.0
+        self._last_mark: tuple[float, ...] | None = None
 
     # -- acquiring -----------------------------------------------------------------------
 
@@ -361,6 +363,7 @@ class RedisRateLimiter(RateLimiter):
             raise AcquireTimeoutError(math.inf if patience is None else patience)
         values = [float(v) for v in reply[3:]]
         mark = tuple(values[0::2])
+        self._last_mark = mark
         self._remote_levels = tuple(values[1::2])
         self._levels_at = now
         if wait > 0:
@@ -380,7 +383,7 @@ class RedisRateLimiter(RateLimiter):
         if backend.on_outage == "fail":
             raise BackendUnavailableError(
                 f"Redis at {backend._where} is unavailable; quota {self.scope!r} fails closed"
-            )
+            ) from None
         if self._fallback is None:
             _log.warning(
                 "Redis at %s is unavailable; quota %r falls back to a local %.0f%% share",
@@ -504,6 +507,17 @@ class RedisRateLimiter(RateLimiter):
         bucket = self.bucket
         bucket.resize(name, limit, self._redis_now())
         self._write_dimension(name, "keep")
+
+    def rescale(self, name: str, limit: float, cost: Cost | None = None) -> None:
+        bucket = self.bucket
+        index = bucket._index(name)
+        amount = bucket.amounts(_DEFAULT_COST if cost is None else cost)[index]
+        bucket.resize(name, limit, self._redis_now())
+        self._write_dimension(name, f"rescale:{_fmt(amount)}")
+
+    def mark(self) -> tuple[float, ...]:
+        """The running totals taken from the shared quota, as Redis last reported them."""
+        return self._last_mark or (0.0,) * len(self.bucket.dimensions)
 
     def set_level(self, name: str, level: float) -> None:
         self.bucket.set_level(name, level, self._redis_now())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -96,6 +97,16 @@ class LocalRedisServer:
         if process is not None and process.poll() is None:
             process.kill()
             process.wait(timeout=10)
+
+    def pause(self) -> None:
+        """SIGSTOP the process: it keeps its connections but answers nothing (a hung host)."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT a paused process."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
 
     def close(self) -> None:
         """Kill the process and remove its data directory."""

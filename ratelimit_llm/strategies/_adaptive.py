@@ -256,7 +256,7 @@ class AdaptiveBackoff(Strategy):
             if state is None:
                 state = states[dim.name] = _Learned(ceiling=ceiling, target=dim.limit)
             state.ceiling = ceiling
-            state.cut_mark = sum(limiter.bucket.mark())
+            state.cut_mark = sum(limiter.mark())
             if new < dim.limit and not _same(new, dim.limit):
                 state.target = new
                 self._resize(limiter, attempt, dim, new, why)
@@ -277,7 +277,7 @@ class AdaptiveBackoff(Strategy):
             state.target = min(new, dim.limit)
             state.slow_down = True
             state.hold_until = now + self.slow_down_hold
-            state.cut_mark = sum(limiter.bucket.mark())
+            state.cut_mark = sum(limiter.mark())
             if not _same(state.target, dim.limit):
                 why = f"503 slow_down; held {self.slow_down_hold:g} s"
                 self._resize(limiter, attempt, dim, state.target, why)
@@ -350,24 +350,9 @@ class AdaptiveBackoff(Strategy):
 def _rescale(limiter: RateLimiter, attempt: Attempt, name: str, limit: float) -> None:
     """Give dimension ``name`` a new limit without changing when ``attempt.cost`` fits.
 
-    `RateLimiter.resize` keeps what was used, so cutting a limit by 30 % while the
-    bucket is empty puts it 30 % of a minute in debt: a 429 whose server said "try again
-    in 2s" would hold everyone for 20 s more. A guessed cut should change the rate from
-    now on, not the wait already known. So the level is set afterwards: where the cost
-    did not fit, to the level from which it fits after the same wait at the new rate
-    (an earlier ``hold`` stays exact); where it fitted, to what it was (capped at the
-    new capacity), so that recovering gives no free burst either.
+    See `RateLimiter.rescale` (one call, so that a shared backend does it atomically).
     """
-    bucket = limiter.bucket
-    index = next(i for i, dim in enumerate(bucket.dimensions) if dim.name == name)
-    now = attempt.clock()
-    amount = bucket.amounts(attempt.cost)[index]
-    old_rate = bucket.dimensions[index].rate
-    level = bucket.levels(now)[index]
-    limiter.resize(name, limit)
-    new = bucket.dimensions[index]
-    wanted = amount - (amount - level) * new.rate / old_rate if level < amount else level
-    limiter.set_level(name, min(wanted, new.capacity))
+    limiter.rescale(name, limit, attempt.cost)
 
 
 def _hold(limiter: RateLimiter, seconds: float, metric: str | None, attempt: Attempt) -> None:

@@ -65,10 +65,15 @@ for i = 1, n do
   else
     local elapsed = math.max(0, now - (tonumber(fields[5]) or now))
     level = math.min(capacity, level + rate * elapsed)
-    if changed then
-      -- What was used stays used: the level moves by the change in capacity.
+    if changed and new_rate ~= rate then
+      -- A new limit: what was used stays used, so the level moves by the change in
+      -- capacity.
       level = math.min(new_capacity, level + new_capacity - capacity)
       capacity, rate = new_capacity, new_rate
+    elseif changed then
+      -- Only the burst depth was learned (the rate is the same): never a free burst.
+      level = math.min(new_capacity, level)
+      capacity = new_capacity
     end
   end
   local remaining = tonumber(ARGV[base + 5])

@@ -5,7 +5,9 @@
 --
 -- KEYS[1]  the quota's state hash
 -- ARGV     ttl, dimension count, then per dimension: name, capacity, rate, level
---          level: the level to set, or "keep" to keep what was used used
+--          level: the level to set; "keep" to keep what was used used; or
+--          "rescale:AMOUNT" to keep the time until AMOUNT fits, at the new rate, where it
+--          does not fit now (see `RateLimiter.rescale`)
 -- Returns  the number of dimensions written
 redis.replicate_commands()
 local t = redis.call('TIME')
@@ -23,13 +25,22 @@ for i = 1, n do
   local name = ARGV[base + 1]
   local new_capacity = tonumber(ARGV[base + 2])
   local new_rate = tonumber(ARGV[base + 3])
-  local wanted = tonumber(ARGV[base + 4])
+  local mode = ARGV[base + 4]
+  local wanted = tonumber(mode)
   local fields = redis.call('HMGET', state, 'c:' .. name, 'r:' .. name, 'l:' .. name, 't:' .. name)
   local capacity, rate, level = tonumber(fields[1]), tonumber(fields[2]), tonumber(fields[3])
   if capacity then
     local elapsed = math.max(0, now - (tonumber(fields[4]) or now))
     level = math.min(capacity, level + rate * elapsed)
-    level = math.min(new_capacity, level + new_capacity - capacity)
+    local amount = tonumber(string.match(mode, '^rescale:(.+)$'))
+    if amount then
+      if level < amount then
+        level = amount - (amount - level) * new_rate / rate
+      end
+    else
+      level = level + new_capacity - capacity
+    end
+    level = math.min(new_capacity, level)
   else
     level = new_capacity
   end

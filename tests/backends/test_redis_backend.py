@@ -1,0 +1,268 @@
+"""What only the Redis backend has: keys, scripts, sharing, outages and configuration."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import anyio
+import pytest
+import pytest_asyncio
+
+from ratelimit_llm import (
+    BackendUnavailableError,
+    Cost,
+    Dimension,
+    LimiterPool,
+    Limits,
+    MemoryBackend,
+    backend_from,
+)
+from ratelimit_llm.backends import LocalRedisServer, RedisBackend, RedisRateLimiter
+
+pytestmark = pytest.mark.asyncio
+
+TOKENS = Dimension("tokens/s", "tokens", 1_000, 1.0, 50)
+
+
+@pytest_asyncio.fixture
+async def server() -> AsyncIterator[LocalRedisServer]:
+    """A redis-server of the test's own, to kill and restart."""
+    local = LocalRedisServer()
+    local.start()
+    try:
+        yield local
+    finally:
+        local.close()
+
+
+def _unused_url() -> str:
+    # A port nothing listens on: a fresh server's port, once it is gone.
+    probe = LocalRedisServer()
+    return f"redis://:hunter2@127.0.0.1:{probe.port}/0"
+
+
+async def test_keys_are_hash_tagged_namespaced_and_expire(redis_backend: RedisBackend) -> None:
+    limiter = redis_backend.limiter([TOKENS], scope="sk-...abcd|gpt-4o")
+    await limiter.acquire(Cost(tokens=1))
+    state, grants = redis_backend.keys("sk-...abcd|gpt-4o")
+    tag = f"{{{redis_backend.namespace}:sk-...abcd|gpt-4o}}"
+    assert tag in state and tag in grants
+    client = redis_backend.client
+    assert await client.exists(state, grants) == 2
+    for key in (state, grants):
+        assert 0 < await client.ttl(key) <= redis_backend.ttl
+
+
+async def test_braces_in_a_scope_cannot_break_the_hash_tag(redis_backend: RedisBackend) -> None:
+    state, grants = redis_backend.keys("a}b{c")
+    assert state.count("{") == 1 and state.count("}") == 1
+    assert grants.count("{") == 1 and grants.count("}") == 1
+
+
+async def test_scripts_are_registered_and_one_call_per_acquire(
+    redis_backend: RedisBackend,
+) -> None:
+    limiter = redis_backend.limiter([TOKENS], scope="scripts")
+    await limiter.acquire(Cost(tokens=1))
+    client = redis_backend.client
+    before = await client.info("commandstats")
+    await limiter.acquire(Cost(tokens=1))
+    after = await client.info("commandstats")
+    calls = {
+        name: after.get(name, {}).get("calls", 0) - before.get(name, {}).get("calls", 0)
+        for name in ("cmdstat_evalsha", "cmdstat_eval")
+    }
+    # One EVALSHA for the acquire, plus the INFO call's own bookkeeping: nothing else.
+    assert calls == {"cmdstat_evalsha": 1, "cmdstat_eval": 0}
+    # Each script is loaded into Redis's cache the first time it runs, then called by SHA.
+    assert await client.script_exists(redis_backend._scripts["acquire"].sha) == [True]
+
+
+async def test_two_clients_share_one_quota(redis_url: str) -> None:
+    namespace = f"share-{uuid.uuid4().hex[:8]}"
+    first = RedisBackend(redis_url, namespace=namespace)
+    second = RedisBackend(redis_url, namespace=namespace)
+    try:
+        a = first.limiter([TOKENS], scope="org")
+        b = second.limiter([TOKENS], scope="org")
+        await a.acquire(Cost(tokens=50))
+        start = time.monotonic()
+        await b.acquire(Cost(tokens=30))  # the other "process" emptied the bucket
+        assert time.monotonic() - start >= 0.02
+        other = second.limiter([TOKENS], scope="another-org")
+        start = time.monotonic()
+        await other.acquire(Cost(tokens=50))
+        assert time.monotonic() - start < 0.02
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_the_first_configuration_creates_the_quota_later_ones_join_it(
+    redis_backend: RedisBackend,
+) -> None:
+    first = redis_backend.limiter([TOKENS], scope="org")
+    await first.acquire(Cost(tokens=50))
+    bigger = Dimension("tokens/s", "tokens", 1_000_000, 1.0, 1_000_000)
+    second = redis_backend.limiter([bigger], scope="org")
+    start = time.monotonic()
+    await second.acquire(Cost(tokens=30))  # Redis's quota (50 deep, empty) decides
+    assert time.monotonic() - start >= 0.02
+
+
+async def test_fail_closed_raises_a_typed_error_without_secrets() -> None:
+    backend = RedisBackend(_unused_url(), timeout=0.5)
+    try:
+        limiter = backend.limiter([TOKENS], scope="org")
+        start = time.monotonic()
+        with pytest.raises(BackendUnavailableError) as caught:
+            await limiter.acquire(Cost(tokens=1))
+        assert time.monotonic() - start < 2.0
+        assert "hunter2" not in str(caught.value)
+        assert caught.value.__cause__ is None
+        assert caught.value.__suppress_context__
+        assert "hunter2" not in repr(backend) and "hunter2" not in repr(limiter)
+    finally:
+        await backend.aclose()
+
+
+async def test_local_fallback_serves_a_share_of_the_quota() -> None:
+    backend = RedisBackend(_unused_url(), timeout=0.5, on_outage="local", local_share=0.5)
+    try:
+        limiter = backend.limiter([TOKENS], scope="org")
+        start = time.monotonic()
+        # The local share refills at 500 tokens/s and starts empty (others may have
+        # spent the quota just before the outage): 25 tokens take about 50 ms.
+        await limiter.acquire(Cost(tokens=25))
+        assert 0.03 <= time.monotonic() - start < 1.0
+        assert limiter.serving_locally
+        # While the outage lasts, Redis is not asked again on every call.
+        start = time.monotonic()
+        for _ in range(5):
+            reservation = await limiter.acquire(Cost(tokens=1))
+            reservation.settle(Cost(tokens=1))
+        assert time.monotonic() - start < 0.5
+    finally:
+        await backend.aclose()
+
+
+async def test_settles_lost_in_an_outage_are_counted_not_raised(
+    server: LocalRedisServer,
+) -> None:
+    backend = RedisBackend(server.url, timeout=0.5)
+    try:
+        limiter = backend.limiter([TOKENS], scope="org")
+        reservation = await limiter.acquire(Cost(tokens=10))
+        server.kill()
+        reservation.settle(Cost(tokens=1))
+        with anyio.fail_after(5):
+            await limiter.aclose()
+        assert limiter.dropped == 1
+    finally:
+        await backend.aclose()
+
+
+@pytest.mark.parametrize("policy", ["fail", "local"])
+async def test_redis_killed_and_restarted_mid_run(server: LocalRedisServer, policy: str) -> None:
+    """No caller hangs; each gets the configured behaviour; the run completes."""
+    backend = RedisBackend(
+        server.url,
+        timeout=0.3,
+        on_outage="local" if policy == "local" else "fail",
+        local_share=0.5,
+        retry_after=0.2,
+        namespace=f"outage-{policy}",
+    )
+    limiter = backend.limiter([Dimension("requests/s", "requests", 400, 1.0, 20)], scope="org")
+    outcomes: dict[str, int] = {"granted": 0, "unavailable": 0}
+    granted_after_restart = 0
+    restarted = anyio.Event()
+
+    async def caller() -> None:
+        nonlocal granted_after_restart
+        granted = 0
+        while granted < 25:
+            try:
+                reservation = await limiter.acquire()
+            except BackendUnavailableError:
+                outcomes["unavailable"] += 1
+                await anyio.sleep(0.02)
+                continue
+            granted += 1
+            reservation.settle(Cost(requests=1))
+            outcomes["granted"] += 1
+            if restarted.is_set():
+                granted_after_restart += 1
+            await anyio.sleep(0.005)
+
+    try:
+        with anyio.fail_after(30):
+            async with anyio.create_task_group() as tg:
+                for _ in range(20):
+                    tg.start_soon(caller)
+                await anyio.sleep(0.1)
+                server.kill()
+                await anyio.sleep(0.5)
+                server.start()
+                restarted.set()
+            await limiter.aclose()
+    finally:
+        await backend.aclose()
+    assert outcomes["granted"] == 20 * 25
+    if policy == "fail":
+        assert outcomes["unavailable"] > 0
+    else:
+        assert outcomes["unavailable"] == 0
+    assert granted_after_restart > 0
+    assert not isinstance(limiter, RedisRateLimiter) or not limiter.serving_locally
+
+
+async def test_a_paused_redis_counts_as_an_outage_after_the_timeout(
+    server: LocalRedisServer,
+) -> None:
+    backend = RedisBackend(server.url, timeout=0.3)
+    try:
+        limiter = backend.limiter([TOKENS], scope="org")
+        await limiter.acquire(Cost(tokens=1))
+        server.pause()
+        try:
+            start = time.monotonic()
+            with pytest.raises(BackendUnavailableError):
+                await limiter.acquire(Cost(tokens=1))
+            assert time.monotonic() - start < 2.0
+        finally:
+            server.resume()
+    finally:
+        await backend.aclose()
+
+
+async def test_configuration_from_urls() -> None:
+    assert isinstance(backend_from(None), MemoryBackend)
+    assert isinstance(backend_from("memory"), MemoryBackend)
+    memory = MemoryBackend()
+    assert backend_from(memory) is memory
+    redis = backend_from("rediss://user:s3cret@cache.internal:6380/2", on_outage="local")
+    assert isinstance(redis, RedisBackend)
+    assert redis.on_outage == "local"
+    assert "s3cret" not in repr(redis) and "cache.internal:6380/2" in repr(redis)
+    with pytest.raises(ValueError, match="redis://"):
+        backend_from("http://cache.internal")
+    with pytest.raises(TypeError):
+        backend_from(42)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="on_outage"):
+        RedisBackend("redis://x", on_outage="maybe")
+    with pytest.raises(ValueError, match="local_share"):
+        RedisBackend("redis://x", local_share=0)
+
+
+async def test_a_pool_on_redis_gives_one_scope_per_credential_and_model(
+    redis_backend: RedisBackend,
+) -> None:
+    pool = LimiterPool(Limits(rpm=600, tpm=10_000), backend=redis_backend)
+    limiter = pool.get("sk-...abcd", "gpt-4o-mini")
+    assert isinstance(limiter, RedisRateLimiter)
+    assert limiter.scope == "sk-...abcd|gpt-4o-mini"
+    assert pool.get("sk-...abcd", "gpt-4o-mini") is limiter
+    assert pool.get("sk-...wxyz", "gpt-4o-mini") is not limiter
