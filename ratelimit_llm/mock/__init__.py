@@ -4,7 +4,8 @@ It enforces RPM/TPM (and RPD/TPD, project and shared-model limits) with the same
 continuous token buckets the real service's headers and 429 messages reveal, reports
 them in the real headers and 429 texts (OpenAI, Azure or Groq dialect), generates
 deterministic fake output whose ``usage`` matches what it emitted, models latency and
-injects faults. Use it in-process through ``httpx2.ASGITransport`` (`create_app`) or on
+injects faults. It also serves the Files and Batch APIs, whose batches run in the same
+clock time. Use it in-process through ``httpx2.ASGITransport`` (`create_app`) or on
 a loopback port (`serve`, or ``ratelimit-llm mock-server``). See ``docs/mock-server.md``.
 
 Needs the ``mock`` extra (starlette and uvicorn).
@@ -24,6 +25,7 @@ from ._app import create_app
 from ._config import (
     DEFAULT_MODELS,
     PROFILES,
+    BatchConfig,
     FaultKind,
     FaultPlan,
     FaultRule,
@@ -42,6 +44,7 @@ from ._state import Clock, MockState, Sleep
 __all__ = [
     "DEFAULT_MODELS",
     "PROFILES",
+    "BatchConfig",
     "ChargeRequest",
     "ChargeRule",
     "Clock",

@@ -17,6 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ._batch_routes import batch_routes
 from ._config import MockConfig
 from ._errors import NO_API_KEY, error_body, invalid_url_message
 from ._handlers import handle_api, json_response
@@ -83,7 +84,8 @@ def create_app(
     async def post_reset(request: Request) -> Response:
         options = await _optional_json(request)
         refill = bool(options.get("buckets", False)) if isinstance(options, dict) else False
-        state.reset(buckets=refill)
+        forget = bool(options.get("batches", True)) if isinstance(options, dict) else True
+        state.reset(buckets=refill, batches=forget)
         return json_response(200, {"reset": True, "buckets": refill}, {})
 
     async def get_limits(request: Request) -> Response:
@@ -136,6 +138,7 @@ def create_app(
         Route("/mock/reset", post_reset, methods=["POST"]),
         Route("/mock/limits", get_limits, methods=["GET"]),
         Route("/mock/limits", post_limits, methods=["POST"]),
+        *batch_routes(state),
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, 405: not_found})
     app.state.mock = state

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from ._accounting import ChargeRule, max_rule, prompt_only_rule, sum_rule
 from ._config import (
     PROFILES,
+    BatchConfig,
     FaultKind,
     FaultPlan,
     FaultRule,
@@ -135,6 +136,75 @@ def build_parser() -> argparse.ArgumentParser:
         help="delay of the slow_first_byte fault",
     )
 
+    batch = parser.add_argument_group("batch API")
+    batch.add_argument(
+        "--batch-validation-seconds", type=float, default=0.1, help="time a batch validates"
+    )
+    batch.add_argument(
+        "--batch-lines-per-second", type=float, default=10_000.0, help="lines each batch runs"
+    )
+    batch.add_argument(
+        "--batch-finalizing-seconds", type=float, default=0.1, help="time a batch finalizes"
+    )
+    batch.add_argument(
+        "--batch-cancel-seconds", type=float, default=0.1, help="time a batch stays cancelling"
+    )
+    batch.add_argument(
+        "--batch-expiry-seconds",
+        type=float,
+        default=86_400.0,
+        help="completion window: a batch still running this long after creation expires",
+    )
+    batch.add_argument(
+        "--batch-max-requests", type=int, default=50_000, help="most lines in one batch"
+    )
+    batch.add_argument(
+        "--batch-max-file-bytes", type=int, default=200_000_000, help="largest input file"
+    )
+    batch.add_argument(
+        "--batch-max-embedding-inputs",
+        type=int,
+        default=50_000,
+        help="most embedding inputs in one batch",
+    )
+    batch.add_argument(
+        "--batch-token-limit",
+        type=int,
+        help="enqueued tokens each model's running batches may hold (default: unlimited)",
+    )
+    batch.add_argument(
+        "--batch-model-token-limit",
+        action="append",
+        default=[],
+        metavar="MODEL=N",
+        help="enqueued-token limit of one model (repeatable)",
+    )
+    batch.add_argument(
+        "--batch-line-error-rate",
+        type=float,
+        default=0.0,
+        help="share of batch lines answered with an error status",
+    )
+    batch.add_argument(
+        "--batch-line-error-statuses",
+        default="429,500",
+        metavar="S,S",
+        help="statuses those lines get",
+    )
+    batch.add_argument(
+        "--batch-not-found-model",
+        action="append",
+        default=[],
+        metavar="MODEL",
+        help="batch lines for this model get 404 model_not_found (repeatable)",
+    )
+    batch.add_argument(
+        "--batch-malformed-lines",
+        type=int,
+        default=0,
+        help="result lines written truncated into each batch's output file",
+    )
+
     network = parser.add_argument_group("network")
     network.add_argument(
         "--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1)"
@@ -162,6 +232,36 @@ def _parse_shared(text: str) -> tuple[str, tuple[str, ...]]:
     if not sep or not group or not names:
         raise ValueError(f"bad --shared-limit {text!r}; expected GROUP=MODEL,MODEL")
     return group, names
+
+
+def _parse_token_limit(text: str) -> tuple[str, int]:
+    model, sep, number = text.rpartition("=")
+    if not sep or not model:
+        raise ValueError(f"bad --batch-model-token-limit {text!r}; expected MODEL=N")
+    return model, int(number)
+
+
+def _batch_config(args: argparse.Namespace) -> BatchConfig:
+    return BatchConfig(
+        validation_seconds=args.batch_validation_seconds,
+        lines_per_second=args.batch_lines_per_second,
+        finalizing_seconds=args.batch_finalizing_seconds,
+        cancel_seconds=args.batch_cancel_seconds,
+        expiry_seconds=args.batch_expiry_seconds,
+        max_requests_per_batch=args.batch_max_requests,
+        max_file_bytes=args.batch_max_file_bytes,
+        max_embedding_inputs=args.batch_max_embedding_inputs,
+        enqueued_token_limit=args.batch_token_limit,
+        model_enqueued_token_limits=dict(
+            _parse_token_limit(text) for text in args.batch_model_token_limit
+        ),
+        line_error_rate=args.batch_line_error_rate,
+        line_error_statuses=tuple(
+            int(status) for status in args.batch_line_error_statuses.split(",") if status.strip()
+        ),
+        not_found_models=tuple(args.batch_not_found_model),
+        malformed_output_lines=args.batch_malformed_lines,
+    )
 
 
 def build_config(args: argparse.Namespace) -> MockConfig:
@@ -199,6 +299,7 @@ def build_config(args: argparse.Namespace) -> MockConfig:
             tuple(FaultRule.parse(text) for text in args.fault),
             slow_first_byte_seconds=args.slow_first_byte_seconds,
         ),
+        batch=_batch_config(args),
     )
 
 

@@ -2,8 +2,9 @@
 
 All of it is frozen dataclasses validated at construction, so a typo in a benchmark's
 configuration fails where it was written and not as a confusing 429 a minute into a run.
-The one thing that changes while the server runs, the limits, is changed through
-`MockState.set_limits` (or ``POST /mock/limits``), never by mutating a config.
+The two things that change while the server runs, the limits and the batch settings,
+are changed through `MockState.set_limits` (``POST /mock/limits``) and
+`BatchEngine.configure` (``POST /mock/batch-config``), never by mutating a config.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ._accounting import ChargeRule, sum_rule
 __all__ = [
     "DEFAULT_MODELS",
     "PROFILES",
+    "BatchConfig",
     "FaultKind",
     "FaultPlan",
     "FaultRule",
@@ -355,6 +357,118 @@ class FaultPlan:
             raise ValueError(f"stream_cut_fraction must be <= 1, got {fraction!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class BatchConfig:
+    """How the Batch API behaves: its pace, its limits and the failures it injects.
+
+    Time is the server clock's: a batch validates for ``validation_seconds``, then runs
+    ``lines_per_second`` lines (each batch on its own), then finalizes for
+    ``finalizing_seconds``. A batch still running ``expiry_seconds`` after creation expires;
+    a cancelled one stays ``cancelling`` for ``cancel_seconds``. A batch keeps the
+    configuration it was created with, except the enqueued-token limits, which are read
+    when its validation ends.
+
+    - ``max_requests_per_batch``, ``max_file_bytes``, ``max_embedding_inputs``: the
+      per-batch limits OpenAI documents (50,000 lines, 200 MB, 50,000 embedding inputs).
+    - ``enqueued_token_limit``: tokens (prompt estimate plus reserved output, as the
+      charge rule counts them) that one model's running batches may hold; ``None`` is
+      unlimited. ``model_enqueued_token_limits`` overrides it per model.
+    - ``line_error_rate``: share of lines (seeded) answered with one of
+      ``line_error_statuses`` instead of 200; ``not_found_models`` are answered 404
+      ``model_not_found`` line by line.
+    - ``malformed_output_lines``: that many result lines are written truncated (not JSON).
+
+    Example::
+
+        BatchConfig(validation_seconds=0, lines_per_second=100, line_error_rate=0.1)
+        BatchConfig(enqueued_token_limit=90_000, expiry_seconds=60)
+    """
+
+    validation_seconds: float = 0.1
+    lines_per_second: float = 10_000.0
+    finalizing_seconds: float = 0.1
+    cancel_seconds: float = 0.1
+    expiry_seconds: float = 86_400.0
+    max_requests_per_batch: int = 50_000
+    max_file_bytes: int = 200_000_000
+    max_embedding_inputs: int = 50_000
+    enqueued_token_limit: int | None = None
+    model_enqueued_token_limits: Mapping[str, int] = field(default_factory=dict)
+    line_error_rate: float = 0.0
+    line_error_statuses: tuple[int, ...] = (429, 500)
+    not_found_models: tuple[str, ...] = ()
+    malformed_output_lines: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("validation_seconds", "finalizing_seconds", "cancel_seconds"):
+            object.__setattr__(self, name, _non_negative(name, getattr(self, name)))
+        for name in ("lines_per_second", "expiry_seconds"):
+            if _non_negative(name, getattr(self, name)) == 0:
+                raise ValueError(f"{name} must be > 0")
+            object.__setattr__(self, name, float(getattr(self, name)))
+        for name in ("max_requests_per_batch", "max_file_bytes", "max_embedding_inputs"):
+            object.__setattr__(self, name, _positive_int(name, getattr(self, name)))
+        if self.enqueued_token_limit is not None:
+            limit = _positive_int("enqueued_token_limit", self.enqueued_token_limit)
+            object.__setattr__(self, "enqueued_token_limit", limit)
+        object.__setattr__(
+            self,
+            "model_enqueued_token_limits",
+            {
+                str(model): _positive_int(f"enqueued token limit of {model}", limit)
+                for model, limit in dict(self.model_enqueued_token_limits).items()
+            },
+        )
+        rate = _non_negative("line_error_rate", self.line_error_rate)
+        if rate > 1:
+            raise ValueError(f"line_error_rate must be <= 1, got {rate!r}")
+        object.__setattr__(self, "line_error_rate", rate)
+        statuses = tuple(self.line_error_statuses)
+        if not statuses or any(
+            isinstance(s, bool) or not isinstance(s, int) or not 400 <= s <= 599 for s in statuses
+        ):
+            raise ValueError(
+                f"line_error_statuses must be HTTP error statuses (400-599), got {statuses!r}"
+            )
+        object.__setattr__(self, "line_error_statuses", statuses)
+        object.__setattr__(self, "not_found_models", tuple(self.not_found_models))
+        malformed = _non_negative("malformed_output_lines", self.malformed_output_lines)
+        if malformed != int(malformed):
+            raise ValueError(f"malformed_output_lines must be whole, got {malformed!r}")
+        object.__setattr__(self, "malformed_output_lines", int(malformed))
+
+    def enqueued_limit_for(self, model: str) -> int | None:
+        """The enqueued-token limit of ``model``'s batches, or ``None`` for unlimited."""
+        return self.model_enqueued_token_limits.get(model, self.enqueued_token_limit)
+
+    def updated(self, changes: Mapping[str, object]) -> BatchConfig:
+        """A copy with ``changes`` applied (JSON lists become tuples).
+
+        Raises `ValueError` for a name that is not a field.
+        """
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ValueError(f"unknown batch setting(s) {unknown}; expected {sorted(known)}")
+        values = {
+            name: tuple(value) if isinstance(value, list) else value
+            for name, value in changes.items()
+        }
+        return replace(self, **values)  # type: ignore[arg-type]
+
+    def as_dict(self) -> dict[str, object]:
+        """The settings as a JSON-ready dict."""
+        values: dict[str, object] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, tuple):
+                value = list(value)
+            elif isinstance(value, Mapping):
+                value = dict(value)
+            values[f.name] = value
+        return values
+
+
 @dataclass(frozen=True)
 class MockConfig:
     """The whole mock server configuration.
@@ -362,7 +476,8 @@ class MockConfig:
     ``limits`` apply to every model unless ``model_limits`` names the model or its shared
     group. ``shared_limits`` maps a group name to models that draw on one set of buckets
     (as OpenAI's "shared limit" model families do). Buckets are kept per ``limit_scope``
-    (API key by default) and per model or group.
+    (API key by default) and per model or group. ``batch`` sets how the Files and Batch
+    APIs behave (`BatchConfig`).
 
     Example::
 
@@ -393,6 +508,7 @@ class MockConfig:
     models: tuple[str, ...] = DEFAULT_MODELS
     timeline_seconds: int = 3600
     log_size: int = 1000
+    batch: BatchConfig = field(default_factory=BatchConfig)
 
     def __post_init__(self) -> None:
         if self.limit_scope not in ("key", "organization", "project"):

@@ -31,6 +31,7 @@ from ._errors import (
     invalid_key_message,
 )
 from ._faults import DropConnection, damage_headers, drop_connection
+from ._generate import embedding_vectors, generate_choices
 from ._headers import (
     Denial,
     quota_denial,
@@ -52,7 +53,7 @@ from ._render import (
 from ._requests import ParsedRequest, parse_chat, parse_embeddings, parse_responses
 from ._state import MockState
 from ._streams import Choices, StreamPlan, chat_frames, paced, response_frames
-from ._text import embedding_vector, encode_embedding, fake_pieces, request_rng
+from ._text import request_rng
 
 __all__ = ["handle_api", "json_response"]
 
@@ -232,20 +233,7 @@ class _Call:
         return await self._response(buckets, prompt_tokens, delays, choices)
 
     def _generate(self, rng: random.Random) -> Choices:
-        """Each choice's one-token pieces and finish reason."""
-        output = self.config.output
-        cap = (
-            self.parsed.max_output
-            if self.parsed.max_output is not None
-            else output.default_max_tokens
-        )
-        low = min(output.min_tokens, cap)
-        choices: Choices = []
-        for _ in range(self.parsed.n):
-            length = rng.randint(low, cap)
-            finish = "length" if self.parsed.max_output is not None and length == cap else "stop"
-            choices.append((fake_pieces(rng, length), finish))
-        return choices
+        return generate_choices(self.parsed, self.config.output, rng)
 
     # -- responses ------------------------------------------------------------------
 
@@ -368,15 +356,7 @@ class _Call:
         await self.state.pause(delays.first_token)
         self._finish(buckets, prompt)
         headers = self._response_headers(buckets, self.state.clock(), delays.first_token)
-        dimensions = self.parsed.dimensions or self.config.output.embedding_dimensions
-        seed, model = self.config.seed, self.parsed.model.encode()
-        vectors: list[list[float] | str] = []
-        for item in self.parsed.inputs:
-            data = item.encode() if isinstance(item, str) else dumps(item)
-            vector = embedding_vector(request_rng(seed, b"embedding", model, data), dimensions)
-            vectors.append(
-                encode_embedding(vector) if self.parsed.encoding_format == "base64" else vector
-            )
+        vectors = embedding_vectors(self.parsed, self.config.output, self.config.seed)
         body = embedding_response(self.parsed.model, vectors, prompt)
         return json_response(200, body, self._damage(headers))
 

@@ -1,4 +1,4 @@
-"""The running server's state: buckets, limits, fault draws, stats, clock and ids.
+"""The running server's state: buckets, limits, fault draws, stats, batches, clock and ids.
 
 One `MockState` lives on ``app.state.mock``. It is the handle tests and benchmarks use
 to look inside or steer a running mock (`set_limits`, `reset`, `stats`); the HTTP
@@ -11,6 +11,7 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ._batches import BatchEngine
 from ._buckets import BucketSet, Enforcer
 from ._config import MockConfig, MockLimits
 from ._faults import FaultInjector
@@ -55,6 +56,8 @@ class MockState:
         )
         self._number = 0
         self._ids = random.Random(config.seed ^ 0x5EED_1D5)
+        #: Uploaded files and batches (the Files and Batch APIs).
+        self.batches = BatchEngine(config, clock=clock, new_id=self.new_id)
 
     # -- limits ---------------------------------------------------------------------
 
@@ -135,13 +138,16 @@ class MockState:
         snapshot["limits"] = self.limits()
         return snapshot
 
-    def reset(self, *, buckets: bool = False) -> None:
+    def reset(self, *, buckets: bool = False, batches: bool = True) -> None:
         """Clear the stats and restart request numbering and fault draws; optionally refill.
 
         With ``buckets=True`` every bucket is forgotten, so each scope starts full again.
+        ``batches=True`` (the default) forgets every batch and file.
         """
         self._stats.reset(self.clock())
         self._number = 0
         self.faults.reset()
         if buckets:
             self.enforcer.clear()
+        if batches:
+            self.batches.clear()

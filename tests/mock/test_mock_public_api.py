@@ -7,6 +7,7 @@ import ratelimit_llm.mock as mock_package
 EXPECTED = {
     "DEFAULT_MODELS",
     "PROFILES",
+    "BatchConfig",
     "ChargeRequest",
     "ChargeRule",
     "Clock",
