@@ -1,4 +1,4 @@
-"""The ``ratelimit-llm`` command: ``mock-server`` and ``bench``."""
+"""The ``ratelimit-llm`` command: ``mock-server``, ``bench`` and ``batch``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ _USAGE = """usage: ratelimit-llm COMMAND [options]
 commands:
   mock-server   run the mock OpenAI server on a loopback port (prints its URL)
   bench         run the benchmark harness against the mock server
+  batch         submit, watch, collect or cancel an OpenAI Batch API job
 
 'ratelimit-llm COMMAND --help' shows a command's options."""
 
@@ -31,6 +32,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .bench import main as bench_main
 
         return bench_main(rest)
+    if command == "batch":
+        from .batch._cli import main as batch_main
+
+        return batch_main(rest)
     print(f"ratelimit-llm: unknown command {command!r}\n\n{_USAGE}", file=sys.stderr)
     return 2
 

@@ -1,0 +1,744 @@
+"""The journal: an SQLite file holding every request, its batch, its state and its result.
+
+A batch job outlives processes (a batch may take 24 hours), so its truth lives on disk,
+and it is written *before* each remote call, never after only: a process killed at any
+instant leaves an intent the next run can finish. The schema::
+
+    meta     (key, value)                 schema version, ingest generation, cancelled flag
+    requests one row per request          custom_id (unique), endpoint, model, body (JSON),
+                                          body_hash, tokens, inputs, size, state, chunk_id,
+                                          retries, expiries, the result columns
+    chunks   one row per batch file       nonce (unique), state, file and batch ids,
+                                          remote status and counts
+    budgets  per-model enqueued-token budget learned from ``token_limit_exceeded``
+
+A request's state::
+
+    pending ──plan──► queued (chunk_id = its chunk) ──result──► done (final: ok or error)
+       ▲                 │
+       └─────────────────┘  retryable error (budget left), missing line, expired,
+                            token_limit_exceeded, batch failed, cancelled before create
+
+A chunk's state (each arrow is one committed transaction; the remote call follows it)::
+
+    uploading ─file id─► uploaded ─intent─► creating ─batch id─► submitted
+        │ (crash: re-upload)                  │ (crash: find by nonce in batches.list)
+                                                                     │ terminal status
+    collected ◄─missing requeued─ collecting ◄───────────────────────┘
+    requeued (token_limit_exceeded) · failed (validation) · abandoned (cancelled before create)
+
+Every update of a request names the chunk it expects the request in and ``state =
+'queued'``, so replaying a chunk's collection after a crash changes nothing twice, and a
+stray line from an older batch cannot overwrite a newer answer.
+
+All methods are blocking and short; the runner calls them through one worker thread at
+a time. ``synchronous=NORMAL`` under WAL survives a killed process (the case that
+matters here) and costs one fsync per checkpoint rather than per commit; a power cut may
+lose the last commits, which the intents then replay.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from ._errors import DuplicateCustomIdError, JournalMismatchError
+from ._lines import LineOutcome, missing_error
+from ._split import PreparedRequest, RowSize, line_prefix, take
+from ._types import BatchLimits, BatchLineError, BatchResult, ChunkStatus, JobStatus
+
+__all__ = ["ACTIVE_CHUNK_STATES", "Chunk", "Journal"]
+
+logger = logging.getLogger("ratelimit_llm.batch")
+
+SCHEMA_VERSION = "1"
+
+#: Chunk states whose lines are (or may be) on the server.
+ACTIVE_CHUNK_STATES = ("uploading", "uploaded", "creating", "submitted", "collecting")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY,
+    custom_id TEXT NOT NULL UNIQUE,
+    endpoint TEXT NOT NULL,
+    model TEXT NOT NULL,
+    body TEXT NOT NULL,
+    body_hash TEXT NOT NULL,
+    tokens INTEGER NOT NULL,
+    inputs INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    seen_gen INTEGER NOT NULL,
+    seen_pos INTEGER NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending',
+    chunk_id INTEGER,
+    retries INTEGER NOT NULL DEFAULT 0,
+    expiries INTEGER NOT NULL DEFAULT 0,
+    ok INTEGER,
+    status_code INTEGER,
+    response TEXT,
+    error TEXT,
+    usage TEXT,
+    input_tokens INTEGER,
+    output_tokens INTEGER,
+    batch_id TEXT
+);
+CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state, endpoint, model, id);
+CREATE INDEX IF NOT EXISTS requests_by_chunk ON requests (chunk_id, state);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY,
+    endpoint TEXT NOT NULL,
+    model TEXT NOT NULL,
+    nonce TEXT NOT NULL UNIQUE,
+    state TEXT NOT NULL,
+    requests INTEGER NOT NULL,
+    tokens INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    input_file_id TEXT,
+    batch_id TEXT UNIQUE,
+    remote_status TEXT,
+    output_file_id TEXT,
+    error_file_id TEXT,
+    completed INTEGER NOT NULL DEFAULT 0,
+    failed INTEGER NOT NULL DEFAULT 0,
+    files_deleted INTEGER NOT NULL DEFAULT 0,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS budgets (
+    model TEXT PRIMARY KEY,
+    tokens REAL NOT NULL,
+    failures INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+_UPSERT = """
+INSERT INTO requests
+    (custom_id, endpoint, model, body, body_hash, tokens, inputs, size, seen_gen, seen_pos)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (custom_id) DO UPDATE SET seen_gen = excluded.seen_gen, seen_pos = excluded.seen_pos
+WHERE requests.body_hash = excluded.body_hash AND requests.seen_gen != excluded.seen_gen
+"""
+
+_DONE_COLUMNS = "id, custom_id, ok, response, error, usage, batch_id"
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """One batch file's row in the journal."""
+
+    id: int
+    endpoint: str
+    model: str
+    nonce: str
+    state: str
+    requests: int
+    tokens: int
+    bytes: int
+    input_file_id: str | None
+    batch_id: str | None
+    remote_status: str | None
+    output_file_id: str | None
+    error_file_id: str | None
+    completed: int
+    failed: int
+    files_deleted: bool
+
+    @property
+    def file_name(self) -> str:
+        """The upload's file name; it carries the nonce, so an orphan can be recognised."""
+        return f"ratelimit-llm-{self.nonce}.jsonl"
+
+
+_CHUNK_COLUMNS = (
+    "id, endpoint, model, nonce, state, requests, tokens, bytes, input_file_id, batch_id, "
+    "remote_status, output_file_id, error_file_id, completed, failed, files_deleted"
+)
+
+
+def _chunk(row: Sequence[Any]) -> Chunk:
+    values = list(row)
+    values[-1] = bool(values[-1])
+    return Chunk(*values)
+
+
+def _error_json(error: BatchLineError) -> str:
+    return json.dumps(
+        {
+            "status_code": error.status_code,
+            "code": error.code,
+            "message": error.message,
+            "retryable": error.retryable,
+            "type": error.type,
+        }
+    )
+
+
+def _error_from_json(text: str) -> BatchLineError:
+    data = json.loads(text)
+    return BatchLineError(
+        status_code=data.get("status_code"),
+        code=data.get("code"),
+        message=data.get("message") or "",
+        retryable=bool(data.get("retryable")),
+        type=data.get("type"),
+    )
+
+
+def _usage_tokens(usage: dict[str, Any] | None) -> tuple[int | None, int | None]:
+    from .._estimate import cost_from_usage
+
+    cost = cost_from_usage(usage)
+    if cost is None:
+        return None, None
+
+    def whole(value: float | None) -> int | None:
+        return None if value is None or not math.isfinite(value) else int(value)
+
+    return whole(cost.input_tokens), whole(cost.output_tokens)
+
+
+class Journal:
+    """An open journal file (see the module docstring for its schema and states)."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._db = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=30.0
+        )
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=OFF")
+        self._in_ingest = False
+        with self._transaction():
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
+            version = self._meta("version")
+            if version is None:
+                self._set_meta("version", SCHEMA_VERSION)
+                self._set_meta("generation", "0")
+                self._set_meta("created", repr(time.time()))
+            elif version != SCHEMA_VERSION:
+                raise JournalMismatchError(
+                    f"{self.path} has journal schema {version}; this version reads {SCHEMA_VERSION}"
+                )
+
+    # ---------------------------------------------------------------- plumbing
+
+    def close(self) -> None:
+        """Close the connection (rolling back an ingest left open)."""
+        if self._in_ingest:
+            self.abort_ingest()
+        self._db.close()
+
+    class _Txn:
+        def __init__(self, db: sqlite3.Connection) -> None:
+            self.db = db
+
+        def __enter__(self) -> sqlite3.Connection:
+            self.db.execute("BEGIN IMMEDIATE")
+            return self.db
+
+        def __exit__(self, kind: object, value: object, tb: object) -> None:
+            self.db.execute("COMMIT" if kind is None else "ROLLBACK")
+
+    def _transaction(self) -> Journal._Txn:
+        return Journal._Txn(self._db)
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, value),
+        )
+
+    # ---------------------------------------------------------------- ingest
+
+    def begin_ingest(self) -> int:
+        """Open the ingest transaction; returns this ingest's generation number.
+
+        The whole ingest is one transaction: a duplicate found on the last page, a
+        mismatch, or a kill leaves the journal exactly as it was.
+        """
+        self._db.execute("BEGIN IMMEDIATE")
+        self._in_ingest = True
+        return int(self._meta("generation") or "0") + 1
+
+    def ingest(self, generation: int, requests: Sequence[PreparedRequest]) -> None:
+        """Add (or, on resume, recognise) a page of requests.
+
+        :raises DuplicateCustomIdError: a custom_id repeats in the inputs, or the journal
+            holds another body under it. The ingest is rolled back.
+        """
+        cursor = self._db.executemany(
+            _UPSERT,
+            [
+                (
+                    r.custom_id,
+                    r.endpoint,
+                    r.model,
+                    r.body,
+                    r.body_hash,
+                    r.tokens,
+                    r.inputs,
+                    r.size,
+                    generation,
+                    r.position,
+                )
+                for r in requests
+            ],
+        )
+        if cursor.rowcount == len(requests):
+            return
+        for request in requests:  # the slow path: find the offender for the message
+            row = self._db.execute(
+                "SELECT seen_gen, seen_pos, body_hash FROM requests WHERE custom_id = ?",
+                (request.custom_id,),
+            ).fetchone()
+            if row is not None and (row[0], row[1]) != (generation, request.position):
+                self.abort_ingest()
+                raise DuplicateCustomIdError(
+                    request.custom_id, changed_body=row[2] != request.body_hash
+                )
+        raise AssertionError("an ingest page changed fewer rows than it holds")  # pragma: no cover
+
+    def finish_ingest(self, generation: int, *, complete: bool) -> int:
+        """Commit the ingest; returns how many requests the journal holds.
+
+        With ``complete`` (the inputs were read to their end), a journal request the
+        inputs no longer name is a mismatch: resuming must not submit work the caller
+        has withdrawn, nor silently drop it.
+
+        :raises JournalMismatchError: (and rolls back) as above.
+        """
+        if complete:
+            stale = self._db.execute(
+                "SELECT COUNT(*), MIN(custom_id) FROM requests WHERE seen_gen != ?", (generation,)
+            ).fetchone()
+            if stale[0]:
+                self.abort_ingest()
+                raise JournalMismatchError(
+                    f"the journal holds {stale[0]} request(s) the inputs do not name "
+                    f"(e.g. {stale[1]!r}); resume with the same inputs, with requests=None, "
+                    "or use a new journal"
+                )
+        self._set_meta("generation", str(generation))
+        self._db.execute("COMMIT")
+        self._in_ingest = False
+        return self.count()
+
+    def abort_ingest(self) -> None:
+        """Roll the ingest back (idempotent)."""
+        if self._in_ingest:
+            self._in_ingest = False
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+
+    # ---------------------------------------------------------------- flags
+
+    def cancelled(self) -> bool:
+        """Whether `cancel` stopped this job (a later `run` clears it)."""
+        return self._meta("cancelled") == "1"
+
+    def set_cancelled(self, value: bool) -> None:
+        with self._transaction():
+            self._set_meta("cancelled", "1" if value else "0")
+
+    # ---------------------------------------------------------------- planning
+
+    def pending_groups(self) -> list[tuple[str, str]]:
+        """The (endpoint, model) pairs that have pending requests."""
+        rows = self._db.execute(
+            "SELECT DISTINCT endpoint, model FROM requests WHERE state = 'pending'"
+        ).fetchall()
+        return [(str(a), str(b)) for a, b in rows]
+
+    def queued_tokens(self, model: str) -> int:
+        """Estimated tokens of ``model`` in chunks that may be on the server."""
+        marks = ",".join("?" * len(ACTIVE_CHUNK_STATES))
+        row = self._db.execute(
+            f"SELECT COALESCE(SUM(tokens), 0), COUNT(*) FROM chunks "
+            f"WHERE model = ? AND state IN ({marks})",
+            (model, *ACTIVE_CHUNK_STATES),
+        ).fetchone()
+        return int(row[0])
+
+    def active_count(self, model: str) -> int:
+        marks = ",".join("?" * len(ACTIVE_CHUNK_STATES))
+        row = self._db.execute(
+            f"SELECT COUNT(*) FROM chunks WHERE model = ? AND state IN ({marks})",
+            (model, *ACTIVE_CHUNK_STATES),
+        ).fetchone()
+        return int(row[0])
+
+    def budget(self, model: str, configured: float) -> float:
+        """The model's enqueued-token budget: the configured one or the learned, smaller."""
+        row = self._db.execute("SELECT tokens FROM budgets WHERE model = ?", (model,)).fetchone()
+        return configured if row is None else min(configured, float(row[0]))
+
+    def plan_chunk(
+        self, endpoint: str, model: str, limits: BatchLimits, nonce: str
+    ) -> Chunk | None:
+        """Put the next pending requests of (endpoint, model) that fit into a new chunk.
+
+        Returns None when nothing fits now (the model's token budget is taken by chunks
+        in flight). Only the small columns are read; bodies stay on disk.
+        """
+        with self._transaction() as db:
+            queued = self.queued_tokens(model)
+            active = self.active_count(model)
+            room = self.budget(model, limits.budget_for(model)) - queued
+            rows = db.execute(
+                "SELECT id, tokens, inputs, size FROM requests "
+                "WHERE state = 'pending' AND endpoint = ? AND model = ? ORDER BY id LIMIT ?",
+                (endpoint, model, limits.max_requests),
+            ).fetchall()
+            if not rows:
+                return None
+            count = take(
+                (RowSize(r[1], r[2], r[3]) for r in rows),
+                limits,
+                endpoint=endpoint,
+                token_room=room,
+                force_first=active == 0,
+            )
+            if count == 0:
+                return None
+            chosen = rows[:count]
+            now = time.time()
+            cursor = db.execute(
+                "INSERT INTO chunks (endpoint, model, nonce, state, requests, tokens, bytes, "
+                "created, updated) VALUES (?, ?, ?, 'uploading', ?, ?, ?, ?, ?)",
+                (
+                    endpoint,
+                    model,
+                    nonce,
+                    count,
+                    sum(r[1] for r in chosen),
+                    sum(r[3] for r in chosen),
+                    now,
+                    now,
+                ),
+            )
+            chunk_id = cursor.lastrowid
+            # The chosen rows are a prefix, in id order, of this group's pending rows.
+            db.execute(
+                "UPDATE requests SET state = 'queued', chunk_id = ? "
+                "WHERE state = 'pending' AND endpoint = ? AND model = ? AND id <= ?",
+                (chunk_id, endpoint, model, chosen[-1][0]),
+            )
+        assert chunk_id is not None
+        return self.chunk(chunk_id)
+
+    def write_chunk_file(self, chunk_id: int, out: IO[bytes]) -> int:
+        """Stream the chunk's JSONL to ``out`` (row by row); returns the lines written."""
+        lines = 0
+        cursor = self._db.execute(
+            "SELECT custom_id, endpoint, body FROM requests "
+            "WHERE chunk_id = ? AND state = 'queued' ORDER BY id",
+            (chunk_id,),
+        )
+        buffer: list[str] = []
+        for custom_id, endpoint, body in cursor:
+            buffer.append(f"{line_prefix(custom_id, endpoint)}{body}}}\n")
+            lines += 1
+            if len(buffer) >= 1_000:
+                out.write("".join(buffer).encode())
+                buffer.clear()
+        out.write("".join(buffer).encode())
+        return lines
+
+    # ---------------------------------------------------------------- chunks
+
+    def chunk(self, chunk_id: int) -> Chunk:
+        row = self._db.execute(
+            f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE id = ?", (chunk_id,)
+        ).fetchone()
+        if row is None:
+            raise KeyError(chunk_id)
+        return _chunk(row)
+
+    def chunks(self, states: Iterable[str] | None = None) -> list[Chunk]:
+        if states is None:
+            rows = self._db.execute(f"SELECT {_CHUNK_COLUMNS} FROM chunks ORDER BY id").fetchall()
+        else:
+            wanted = tuple(states)
+            marks = ",".join("?" * len(wanted))
+            rows = self._db.execute(
+                f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE state IN ({marks}) ORDER BY id",
+                wanted,
+            ).fetchall()
+        return [_chunk(row) for row in rows]
+
+    def update_chunk(self, chunk_id: int, **fields: object) -> None:
+        """Set columns of a chunk in one commit (the runner's intents and records)."""
+        names = sorted(fields)
+        assignments = ", ".join(f"{name} = ?" for name in names)
+        with self._transaction() as db:
+            db.execute(
+                f"UPDATE chunks SET {assignments}, updated = ? WHERE id = ?",
+                (*(fields[name] for name in names), time.time(), chunk_id),
+            )
+
+    def release_chunk(self, chunk_id: int, state: str) -> int:
+        """Put every still-queued line of a chunk back to pending; the chunk ends in ``state``.
+
+        For a batch that failed (validation, token limit) or was never created. Returns
+        how many lines went back.
+        """
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE requests SET state = 'pending', chunk_id = NULL "
+                "WHERE chunk_id = ? AND state = 'queued'",
+                (chunk_id,),
+            )
+            db.execute(
+                "UPDATE chunks SET state = ?, updated = ? WHERE id = ?",
+                (state, time.time(), chunk_id),
+            )
+        return cursor.rowcount
+
+    # ---------------------------------------------------------------- results
+
+    def apply(
+        self, chunk_id: int, batch_id: str, outcomes: Sequence[LineOutcome], limits: BatchLimits
+    ) -> int:
+        """Record a page of result lines of one chunk; returns how many matched a request.
+
+        A line matches only a request queued in this chunk, so a duplicate line, a line
+        for an unknown custom_id or a replay after a crash changes nothing.
+        """
+        ok_rows: list[tuple[Any, ...]] = []
+        final_rows: list[tuple[Any, ...]] = []
+        retry_rows: list[tuple[Any, ...]] = []
+        expired_rows: list[tuple[Any, ...]] = []
+        for outcome in outcomes:
+            if outcome.kind == "ok":
+                usage = outcome.usage
+                inp, out = _usage_tokens(usage)
+                ok_rows.append(
+                    (
+                        outcome.status_code,
+                        json.dumps(outcome.response, ensure_ascii=False),
+                        None if usage is None else json.dumps(usage),
+                        inp,
+                        out,
+                        batch_id,
+                        outcome.custom_id,
+                        chunk_id,
+                    )
+                )
+                continue
+            assert outcome.error is not None
+            row = (
+                outcome.status_code,
+                _error_json(outcome.error),
+                batch_id,
+                outcome.custom_id,
+                chunk_id,
+            )
+            if outcome.kind == "final":
+                final_rows.append(row)
+            elif outcome.kind == "retry":
+                retry_rows.append(row)
+            else:
+                expired_rows.append(row)
+        matched = 0
+        with self._transaction() as db:
+            if ok_rows:
+                matched += db.executemany(
+                    "UPDATE requests SET state = 'done', ok = 1, status_code = ?, response = ?, "
+                    "usage = ?, input_tokens = ?, output_tokens = ?, error = NULL, batch_id = ? "
+                    "WHERE custom_id = ? AND chunk_id = ? AND state = 'queued'",
+                    ok_rows,
+                ).rowcount
+            if final_rows:
+                matched += db.executemany(
+                    "UPDATE requests SET state = 'done', ok = 0, status_code = ?, error = ?, "
+                    "batch_id = ? WHERE custom_id = ? AND chunk_id = ? AND state = 'queued'",
+                    final_rows,
+                ).rowcount
+            if retry_rows:
+                matched += db.executemany(
+                    self._requeue_sql("retries"),
+                    [(limits.max_retries, *row) for row in retry_rows],
+                ).rowcount
+            if expired_rows:
+                matched += db.executemany(
+                    self._requeue_sql("expiries"),
+                    [(limits.max_expired_resubmits, *row) for row in expired_rows],
+                ).rowcount
+        return matched
+
+    @staticmethod
+    def _requeue_sql(counter: str) -> str:
+        # SQLite evaluates every right-hand side on the row's old values, so the CASEs
+        # all see the counter before its increment.
+        return (
+            f"UPDATE requests SET "
+            f"state = CASE WHEN {counter} < ?1 THEN 'pending' ELSE 'done' END, "
+            f"ok = CASE WHEN {counter} < ?1 THEN NULL ELSE 0 END, "
+            f"chunk_id = CASE WHEN {counter} < ?1 THEN NULL ELSE chunk_id END, "
+            f"{counter} = {counter} + 1, status_code = ?2, error = ?3, batch_id = ?4 "
+            f"WHERE custom_id = ?5 AND chunk_id = ?6 AND state = 'queued'"
+        )
+
+    def finish_chunk(
+        self, chunk_id: int, batch_id: str, limits: BatchLimits, *, expired: bool
+    ) -> int:
+        """Requeue the chunk's lines found in neither file; mark it collected.
+
+        Returns how many were missing. For an expired or cancelled batch a missing line
+        is an expiry (not charged to the retry budget), otherwise a missing result.
+        """
+        counter, bound = (
+            ("expiries", limits.max_expired_resubmits)
+            if expired
+            else ("retries", limits.max_retries)
+        )
+        error = _error_json(missing_error(expired))
+        with self._transaction() as db:
+            cursor = db.execute(
+                f"UPDATE requests SET "
+                f"state = CASE WHEN {counter} < ?1 THEN 'pending' ELSE 'done' END, "
+                f"ok = CASE WHEN {counter} < ?1 THEN NULL ELSE 0 END, "
+                f"chunk_id = CASE WHEN {counter} < ?1 THEN NULL ELSE chunk_id END, "
+                f"{counter} = {counter} + 1, status_code = NULL, error = ?2, batch_id = ?3 "
+                f"WHERE chunk_id = ?4 AND state = 'queued'",
+                (bound, error, batch_id, chunk_id),
+            )
+            db.execute(
+                "UPDATE chunks SET state = 'collected', updated = ? WHERE id = ?",
+                (time.time(), chunk_id),
+            )
+        return cursor.rowcount
+
+    def shrink_budget(self, model: str, configured: float, in_flight: float, *, alone: bool) -> int:
+        """Halve ``model``'s budget after ``token_limit_exceeded``; returns the failure streak.
+
+        ``in_flight`` is what was queued when the batch failed (the failed batch
+        included): the server's limit is below it, so half of it is the new guess. The
+        streak counts failures of a batch that was alone in the queue.
+        """
+        current = min(self.budget(model, configured), max(in_flight, 1.0))
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO budgets (model, tokens, failures) VALUES (?1, ?2, ?3) "
+                "ON CONFLICT (model) DO UPDATE SET tokens = excluded.tokens, "
+                "failures = CASE WHEN ?3 THEN budgets.failures + 1 ELSE 0 END",
+                (model, max(current / 2, 1.0), 1 if alone else 0),
+            )
+            row = db.execute("SELECT failures FROM budgets WHERE model = ?", (model,)).fetchone()
+        return int(row[0])
+
+    def reset_failures(self, model: str) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE budgets SET failures = 0 WHERE model = ?", (model,))
+
+    # ---------------------------------------------------------------- reading
+
+    def done_results(
+        self,
+        *,
+        chunk_id: int | None = None,
+        collected_only: bool = False,
+        after: int = 0,
+        limit: int = 1_000,
+    ) -> tuple[list[BatchResult], int]:
+        """A page of final results (by request id, after ``after``); and the last id read.
+
+        ``chunk_id``: only those a chunk answered. ``collected_only``: only those of
+        chunks whose collection finished (what a resume has to hand over first).
+        """
+        where = "state = 'done' AND id > ?"
+        params: list[Any] = [after]
+        if chunk_id is not None:
+            where += " AND chunk_id = ?"
+            params.append(chunk_id)
+        if collected_only:
+            where += " AND chunk_id IN (SELECT id FROM chunks WHERE state = 'collected')"
+        rows = self._db.execute(
+            f"SELECT {_DONE_COLUMNS} FROM requests WHERE {where} ORDER BY id LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        results = [
+            BatchResult(
+                custom_id=custom_id,
+                response=json.loads(response) if ok and response is not None else None,
+                error=None if ok else _error_from_json(error or "{}"),
+                batch_id=batch_id,
+                usage=json.loads(usage) if usage else None,
+            )
+            for _, custom_id, ok, response, error, usage, batch_id in rows
+        ]
+        return results, (int(rows[-1][0]) if rows else after)
+
+    def iter_done(self, **filters: Any) -> Iterator[list[BatchResult]]:
+        """Every final result matching ``filters`` (see `done_results`), page by page."""
+        after = 0
+        while True:
+            page, after = self.done_results(after=after, **filters)
+            if not page:
+                return
+            yield page
+
+    def count(self, state: str | None = None) -> int:
+        if state is None:
+            return int(self._db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
+        row = self._db.execute("SELECT COUNT(*) FROM requests WHERE state = ?", (state,)).fetchone()
+        return int(row[0])
+
+    def status(self) -> JobStatus:
+        """Counts by state and every chunk, from the journal alone."""
+        counts = dict(
+            self._db.execute(
+                "SELECT CASE WHEN state = 'done' THEN 'done' || ok ELSE state END, COUNT(*) "
+                "FROM requests GROUP BY 1"
+            ).fetchall()
+        )
+        chunks = tuple(
+            ChunkStatus(
+                chunk=c.id,
+                endpoint=c.endpoint,
+                model=c.model,
+                state=c.state,
+                batch_id=c.batch_id,
+                remote_status=c.remote_status,
+                requests=c.requests,
+                completed=c.completed,
+                failed=c.failed,
+            )
+            for c in self.chunks()
+        )
+        return JobStatus(
+            journal=self.path,
+            total=sum(counts.values()),
+            pending=counts.get("pending", 0),
+            queued=counts.get("queued", 0),
+            succeeded=counts.get("done1", 0),
+            failed=counts.get("done0", 0),
+            cancelled=self.cancelled(),
+            chunks=chunks,
+        )
+
+    def usage_by_model(self) -> list[tuple[str, int, int, int]]:
+        """(model, answered requests, input tokens, output tokens) over final results."""
+        rows = self._db.execute(
+            "SELECT model, COUNT(*), COALESCE(SUM(input_tokens), 0), "
+            "COALESCE(SUM(output_tokens), 0) FROM requests WHERE state = 'done' "
+            "GROUP BY model ORDER BY model"
+        ).fetchall()
+        return [(str(m), int(n), int(i), int(o)) for m, n, i, o in rows]

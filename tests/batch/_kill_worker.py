@@ -1,0 +1,71 @@
+"""A batch client the SIGKILL test starts, kills and restarts (``python _kill_worker.py``).
+
+Usage: ``python _kill_worker.py BASE_URL JOURNAL COUNT MAX_REQUESTS``. It runs
+`ratelimit_llm.batch.run` over ``COUNT`` small chat requests (custom_ids ``r-00000``...)
+with the given journal, consumes every result and exits 0 once the job is finished. The
+journal is the record; the worker writes nothing else. Run as a script (not imported), so
+it is its own process and a SIGKILL takes nothing else down.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import openai
+
+from ratelimit_llm import batch
+
+KEY = "sk-test-batchbatchbatchbatch0042"
+CHAT = "/v1/chat/completions"
+
+
+def requests(count: int) -> Iterator[dict[str, Any]]:
+    """The same inputs on every start: input-line dicts with fixed custom_ids."""
+    for i in range(count):
+        yield {
+            "custom_id": f"r-{i:05d}",
+            "method": "POST",
+            "url": CHAT,
+            "body": {
+                "model": "gpt-4o-mini",
+                "messages": [{"role": "user", "content": f"Request number {i}."}],
+                "max_tokens": 8,
+            },
+        }
+
+
+async def drive(base_url: str, journal: Path, count: int, max_requests: int) -> int:
+    """Run the job to its end; returns how many results this run yielded."""
+    seen = 0
+    client = openai.AsyncOpenAI(api_key=KEY, base_url=base_url, max_retries=3, timeout=30.0)
+    async with client:
+        async with contextlib.aclosing(
+            batch.run(
+                client,
+                requests(count),
+                journal=journal,
+                limits=batch.BatchLimits(max_requests=max_requests),
+                poll=batch.FixedPoll(0.05),
+                spool_dir=journal.parent,
+                retry_backoff=0.05,
+            )
+        ) as results:
+            async for _ in results:
+                seen += 1
+    return seen
+
+
+def main(argv: list[str]) -> int:
+    base_url, journal, count, max_requests = argv
+    seen = anyio.run(drive, base_url, Path(journal), int(count), int(max_requests))
+    print(f"yielded {seen}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
