@@ -38,7 +38,6 @@ from .._exceptions import (
     ReservationError,
     WouldBlock,
 )
-from .._headers import RateLimitSnapshot
 from .._limiter import LimiterStatistics, RateLimiter, Reservation
 from .._types import Cost, Dimension, Limits
 
@@ -417,33 +416,6 @@ class RedisRateLimiter(RateLimiter):
         if n:
             args[1] = str(n)
             self._spawn("settle", self._keys[:1], args)
-
-    def observe(
-        self,
-        metric: str,
-        *,
-        limit: float | None = None,
-        remaining: float | None = None,
-        window: float | None = None,
-        reset: float | None = None,
-        reservation: Reservation | None = None,
-        since: float | None = None,
-    ) -> str | None:
-        return self._observe([(metric, limit, remaining, window, reset)], reservation, since)[0]
-
-    def observe_snapshot(
-        self,
-        snapshot: RateLimitSnapshot,
-        reservation: Reservation | None = None,
-        *,
-        since: float | None = None,
-    ) -> list[str]:
-        readings = [
-            (d.metric, d.limit if d.scope == "" else None, d.remaining, d.window, d.reset)
-            for d in snapshot.dimensions
-            if d.scope in ("", "project")
-        ]
-        return [n for n in self._observe(readings, reservation, since) if n is not None]
 
     def _observe(
         self,
