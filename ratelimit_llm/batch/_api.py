@@ -20,7 +20,7 @@ Options shared by the entry points:
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -86,7 +86,7 @@ async def run(
     statistics: BatchStatistics | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
     retry_backoff: float = 1.0,
-) -> AsyncIterator[BatchResult]:
+) -> AsyncGenerator[BatchResult, None]:
     """Run ``requests`` through the Batch API; yield each final result once per call.
 
     Re-running with the same ``journal`` and the same ``requests`` (or ``requests=None``)
@@ -188,7 +188,7 @@ async def results(
     statistics: BatchStatistics | None = None,
     spool_dir: str | os.PathLike[str] | None = None,
     retry_backoff: float = 1.0,
-) -> AsyncIterator[list[BatchResult]]:
+) -> AsyncGenerator[list[BatchResult], None]:
     """Yield the job's final results in lists of at most ``chunk_size``.
 
     With ``wait`` (the default) it drives the job to its end like `run` (polling,

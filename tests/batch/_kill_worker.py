@@ -1,15 +1,16 @@
 """A batch client the SIGKILL test starts, kills and restarts (``python _kill_worker.py``).
 
-Usage: ``python _kill_worker.py BASE_URL JOURNAL COUNT MAX_REQUESTS``. It runs
-`ratelimit_llm.batch.run` over ``COUNT`` small chat requests (custom_ids ``r-00000``...)
-with the given journal, consumes every result and exits 0 once the job is finished. The
-journal is the record; the worker writes nothing else. Run as a script (not imported), so
-it is its own process and a SIGKILL takes nothing else down.
+Usage: ``python _kill_worker.py BASE_URL JOURNAL COUNT MAX_REQUESTS ENQUEUED_TOKENS``.
+It runs `ratelimit_llm.batch.run` over ``COUNT`` small chat requests (custom_ids
+``r-00000``...; about 17 estimated tokens each) in batches of at most ``MAX_REQUESTS``,
+with at most ``ENQUEUED_TOKENS`` estimated tokens in unfinished batches, on the given
+journal; it consumes every result and exits 0 once the job is finished. The journal is
+the record: the worker writes nothing else. Run as a script (not imported), so it is its
+own process and a SIGKILL takes nothing else down.
 """
 
 from __future__ import annotations
 
-import contextlib
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,30 +40,30 @@ def requests(count: int) -> Iterator[dict[str, Any]]:
         }
 
 
-async def drive(base_url: str, journal: Path, count: int, max_requests: int) -> int:
+async def drive(base_url: str, journal: Path, count: int, max_requests: int, budget: int) -> int:
     """Run the job to its end; returns how many results this run yielded."""
     seen = 0
     client = openai.AsyncOpenAI(api_key=KEY, base_url=base_url, max_retries=3, timeout=30.0)
+    # Consumed to the end, so the generator closes itself (`run` is typed as an
+    # AsyncIterator, which has no ``aclose``: `contextlib.aclosing` does not type-check).
     async with client:
-        async with contextlib.aclosing(
-            batch.run(
-                client,
-                requests(count),
-                journal=journal,
-                limits=batch.BatchLimits(max_requests=max_requests),
-                poll=batch.FixedPoll(0.05),
-                spool_dir=journal.parent,
-                retry_backoff=0.05,
-            )
-        ) as results:
-            async for _ in results:
-                seen += 1
+        results = batch.run(
+            client,
+            requests(count),
+            journal=journal,
+            limits=batch.BatchLimits(max_requests=max_requests, enqueued_tokens=budget),
+            poll=batch.FixedPoll(0.05),
+            spool_dir=journal.parent,
+            retry_backoff=0.05,
+        )
+        async for _ in results:
+            seen += 1
     return seen
 
 
 def main(argv: list[str]) -> int:
-    base_url, journal, count, max_requests = argv
-    seen = anyio.run(drive, base_url, Path(journal), int(count), int(max_requests))
+    base_url, journal, count, max_requests, budget = argv
+    seen = anyio.run(drive, base_url, Path(journal), int(count), int(max_requests), int(budget))
     print(f"yielded {seen}", flush=True)
     return 0
 

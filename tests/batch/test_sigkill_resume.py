@@ -33,6 +33,10 @@ from ratelimit_llm.mock import BatchConfig, LatencyModel, MockConfig, MockLimits
 
 COUNT = 20_000
 CHUNK = 2_000
+#: Estimated tokens in flight: one 2,000-request chunk (about 17 tokens a request) and
+#: a few retry chunks, so the chunks go out one after another and the job advances only
+#: while a worker runs (a kill lands in every phase, not just in a long wait).
+BUDGET = 40_000
 KILLS = 6
 SEED = 20_261_128
 TOTAL_TIMEOUT = 240.0
@@ -49,7 +53,15 @@ def _mock_batches(base_url: str) -> list[dict[str, Any]]:
 def _start(base_url: str, journal: Path, log: Path) -> subprocess.Popen[bytes]:
     with open(log, "ab") as out:
         return subprocess.Popen(
-            [sys.executable, str(WORKER), base_url, str(journal), str(COUNT), str(CHUNK)],
+            [
+                sys.executable,
+                str(WORKER),
+                base_url,
+                str(journal),
+                str(COUNT),
+                str(CHUNK),
+                str(BUDGET),
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
         )
@@ -76,7 +88,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path: Path) 
         batch=BatchConfig(
             validation_seconds=0.05,
             finalizing_seconds=0.05,
-            lines_per_second=10_000,
+            lines_per_second=4_000,
             line_error_rate=0.01,
             line_error_statuses=(429, 500),
         ),
@@ -124,8 +136,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(tmp_path: Path) 
     with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as db:
         states = dict(db.execute("SELECT state, count(*) FROM requests GROUP BY state").fetchall())
         recorded = [
-            row[0]
-            for row in db.execute("SELECT batch_id FROM chunks WHERE batch_id IS NOT NULL")
+            row[0] for row in db.execute("SELECT batch_id FROM chunks WHERE batch_id IS NOT NULL")
         ]
     assert states == {"done": COUNT}
 

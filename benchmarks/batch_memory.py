@@ -1,0 +1,228 @@
+"""The Batch API path end to end at 200,000 requests: wall time and the client's memory.
+
+`ratelimit_llm.batch.run` streams its inputs into the SQLite journal, writes each batch
+file from the journal to a spool file, uploads it, polls, and streams the output back
+line by line into the journal, so the client's memory should not grow with the job. This
+runs ``--requests`` small chat requests (default 200,000: four batches of 50,000) against
+the mock server in a child process (its memory is not counted) with a fast `BatchConfig`
+(batches validate and finalize in 0.1 s and run 200,000 lines per second), consumes every
+result without keeping it, and reports:
+
+* wall time, from the first input read to the last result;
+* peak RSS of the client process: ``getrusage(RUSAGE_SELF).ru_maxrss`` (the whole life of
+  the process, imports included), and, when psutil is installed, RSS sampled every 50 ms
+  (its baseline before the run and its peak during it);
+* the journal's size on disk. Target: peak RSS under 200 MB.
+
+Run ``python benchmarks/batch_memory.py`` (``--quick`` for 20,000 requests, ``--requests
+N`` for any count); it prints a table and writes ``benchmarks/results/batch_memory.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import resource
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import openai
+
+from ratelimit_llm import batch
+from ratelimit_llm.bench._runner import mock_server_process
+from ratelimit_llm.mock import BatchConfig, LatencyModel, MockConfig, MockLimits
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+KEY = "sk-bench-batchbatchbatchbatch0042"
+CHAT = "/v1/chat/completions"
+TARGET_MB = 200.0
+
+
+def _max_rss_mb() -> float:
+    """Peak RSS of this process so far (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+class _Sampler:
+    """Samples this process's RSS with psutil in a thread (no-op without psutil)."""
+
+    def __init__(self, interval: float = 0.05) -> None:
+        self.interval = interval
+        self.peak_mb: float | None = None
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._process: Any = None
+        try:
+            psutil: Any = importlib.import_module("psutil")  # optional, untyped
+        except ImportError:
+            return
+        self._process = psutil.Process()
+
+    def current_mb(self) -> float | None:
+        if self._process is None:
+            return None
+        return float(self._process.memory_info().rss) / (1024 * 1024)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            rss = self.current_mb()
+            if rss is not None:
+                self.samples += 1
+                self.peak_mb = rss if self.peak_mb is None else max(self.peak_mb, rss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> _Sampler:
+        if self._process is not None:
+            self._thread = threading.Thread(target=self._loop, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+
+def requests(count: int) -> Iterator[dict[str, Any]]:
+    """Small chat bodies, generated lazily (the inputs are never a list)."""
+    for i in range(count):
+        yield {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": f"Label item number {i}, briefly."}],
+            "max_tokens": 16,
+        }
+
+
+async def drive(base_url: str, journal: Path, count: int) -> dict[str, Any]:
+    """Run the whole job; returns counts (results are counted, never kept)."""
+    stats = batch.BatchStatistics()
+    ok = failed = 0
+    client = openai.AsyncOpenAI(api_key=KEY, base_url=base_url, max_retries=3)
+    # Consumed to the end, so the generator closes itself (`run` is typed as an
+    # AsyncIterator, which has no ``aclose``: `contextlib.aclosing` does not type-check).
+    async with client:
+        results = batch.run(
+            client,
+            requests(count),
+            journal=journal,
+            endpoint=CHAT,
+            poll=batch.FixedPoll(0.1),
+            statistics=stats,
+            spool_dir=journal.parent,
+        )
+        async for result in results:
+            if result.ok:
+                ok += 1
+            else:
+                failed += 1
+    return {
+        "ok": ok,
+        "failed": failed,
+        "batches": stats.batches_created,
+        "files_uploaded": stats.files_uploaded,
+        "polls": stats.polls,
+    }
+
+
+def measure(count: int) -> dict[str, Any]:
+    config = MockConfig(
+        limits=MockLimits(rpm=10_000_000, tpm=10_000_000_000),
+        latency=LatencyModel.instant(),
+        batch=BatchConfig(validation_seconds=0.1, finalizing_seconds=0.1, lines_per_second=200_000),
+    )
+    with mock_server_process(config) as base_url, tempfile.TemporaryDirectory() as tmp:
+        journal = Path(tmp) / "job.db"
+        sampler = _Sampler()
+        baseline = sampler.current_mb()
+        rss_before = _max_rss_mb()
+        with sampler:
+            started = time.perf_counter()
+            counts = anyio.run(drive, base_url, journal, count)
+            wall = time.perf_counter() - started
+        journal_mb = sum(
+            path.stat().st_size for path in Path(tmp).glob("job.db*") if path.is_file()
+        ) / (1024 * 1024)
+    peak = _max_rss_mb()
+    return {
+        "requests": count,
+        **counts,
+        "wall_s": round(wall, 2),
+        "requests_per_s": round(count / wall, 1),
+        "ru_maxrss_mb": round(peak, 1),
+        "ru_maxrss_before_run_mb": round(rss_before, 1),
+        "psutil_baseline_mb": round(baseline, 1) if baseline is not None else None,
+        "psutil_peak_mb": round(sampler.peak_mb, 1) if sampler.peak_mb is not None else None,
+        "psutil_samples": sampler.samples,
+        "journal_mb": round(journal_mb, 1),
+        "target_mb": TARGET_MB,
+        "under_target": peak < TARGET_MB,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def report(row: dict[str, Any]) -> None:
+    labels = [
+        ("requests", f"{row['requests']:,}"),
+        ("ok / failed", f"{row['ok']} / {row['failed']}"),
+        ("batches", str(row["batches"])),
+        ("wall time", f"{row['wall_s']:.2f} s ({row['requests_per_s']:,.0f} requests/s)"),
+        ("peak RSS (ru_maxrss)", f"{row['ru_maxrss_mb']:.1f} MB"),
+        ("  before the run", f"{row['ru_maxrss_before_run_mb']:.1f} MB"),
+        (
+            "peak RSS (psutil, sampled)",
+            "n/a" if row["psutil_peak_mb"] is None else f"{row['psutil_peak_mb']:.1f} MB",
+        ),
+        (
+            "  baseline",
+            "n/a" if row["psutil_baseline_mb"] is None else f"{row['psutil_baseline_mb']:.1f} MB",
+        ),
+        ("journal on disk", f"{row['journal_mb']:.1f} MB"),
+        ("target", f"< {TARGET_MB:.0f} MB: {'met' if row['under_target'] else 'MISSED'}"),
+    ]
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        for name, value in labels:
+            print(f"{name:<28} {value}")
+        return
+    table = Table(title="Batch API, end to end (client process)")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for name, value in labels:
+        table.add_row(name, value)
+    Console().print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
+    parser.add_argument("--requests", type=int, default=200_000, help="requests (200,000)")
+    parser.add_argument("--quick", action="store_true", help="20,000 requests")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON")
+    args = parser.parse_args(argv)
+    count = 20_000 if args.quick else args.requests
+    if count < 1:
+        parser.error("--requests must be >= 1")
+    row = measure(count)
+    report(row)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / "batch_memory.json"
+    path.write_text(json.dumps(row, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0 if row["ok"] + row["failed"] == count else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
