@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make (or reuse) benchmarks/.venv-token-throttle: a Python >= 3.12 virtualenv with the
-# token-throttle rival and the openai SDK, for benchmarks/rivals/token_throttle_worker.py.
+# token-throttle rival, the openai SDK and redis (token-throttle's Redis backend), for
+# benchmarks/rivals/token_throttle_worker.py and token_throttle_hot_worker.py.
 # token-throttle needs Python >= 3.12 while ratelimit-llm supports 3.11, so the rival runs
 # in its own interpreter. Idempotent (a stamp file records what was installed). Exits 0
 # with a message when no Python >= 3.12 exists; the benchmark then skips token-throttle.
@@ -10,7 +11,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="$HERE/.venv-token-throttle"
 STAMP="$VENV/.token-throttle-installed"
 # Bump when the pins below change, so existing venvs are refreshed.
-WANT="token-throttle>=14,<15 openai>=1.40"
+WANT="token-throttle>=14,<15 openai>=1.40 redis>=5.0.1"
 
 if [ -x "$VENV/bin/python" ] && [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ]; then
     exit 0

@@ -21,6 +21,11 @@ millisecond). Throughput, 429s and retries come from the server, as for everyone
 One figure is not comparable: the runner measures CPU in its own process, which here
 only reads the worker's reports. The worker's own CPU time for the run is in
 `TokenThrottle.worker_summary` (``cpu_seconds``).
+
+``TokenThrottle("token-throttle+redis", processes=4, redis_url=...)`` is the same with
+several workers sharing one quota through token-throttle's Redis backend (the
+"four-workers" scenario): the calls are dealt round-robin to the workers, which all
+report "ready" and are then told "go" at once, so that their clocks start together.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import os
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any, cast
 
@@ -102,20 +108,29 @@ def _python_312_exists() -> bool:
 
 
 class TokenThrottle(Contender):
-    """token-throttle in its worker process; see the module docstring."""
+    """token-throttle in its worker process(es); see the module docstring."""
 
-    name = "token-throttle"
-
-    def __init__(self) -> None:
-        self._process: asyncio.subprocess.Process | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self._stderr_reader: asyncio.Task[None] | None = None
+    def __init__(
+        self, name: str = "token-throttle", *, processes: int = 1, redis_url: str | None = None
+    ) -> None:
+        if processes < 1:
+            raise ValueError(f"processes must be >= 1, got {processes!r}")
+        self.name = name
+        self.processes = processes
+        self.redis_url = redis_url
+        self._workers: list[asyncio.subprocess.Process] = []
+        self._readers: list[asyncio.Task[None]] = []
         self._stderr: collections.deque[str] = collections.deque(maxlen=20)
         self._outcomes: dict[int, asyncio.Future[dict[str, Any]]] = {}
         self._estimated = 0.0
         self._actual = 0.0
-        #: The worker's last line: counts, latencies, its CPU seconds and token totals.
-        self.worker_summary: dict[str, Any] | None = None
+        #: Each worker's last line: counts, latencies, its CPU seconds and token totals.
+        self.worker_summaries: list[dict[str, Any]] = []
+
+    @property
+    def worker_summary(self) -> dict[str, Any] | None:
+        """The (first) worker's summary line, once it has arrived."""
+        return self.worker_summaries[0] if self.worker_summaries else None
 
     def skip_reason(self, scenario: Scenario) -> str | None:
         if venv_python() is not None:
@@ -132,46 +147,64 @@ class TokenThrottle(Contender):
         if python is None:
             raise RuntimeError(self.skip_reason(context.scenario) or "token-throttle missing")
         scenario = context.scenario
-        job = {
+        ordered = sorted(scenario.calls, key=lambda c: c.at)
+        shares = [ordered[n :: self.processes] for n in range(self.processes)]
+        job: dict[str, Any] = {
             "base_url": context.base_url,
             "keys": list(context.keys),
             "rpm": context.told.rpm,
             "tpm": context.told.tpm,
+            "burst_seconds": context.told.burst_seconds,
             "max_seconds": scenario.max_seconds,
-            "calls": [
-                {"index": c.index, "at": c.at, "endpoint": c.endpoint, "body": c.body}
-                for c in scenario.calls
-            ],
+            "wait_for_go": True,
         }
+        if self.redis_url is not None:
+            # A prefix of its own per run: the shared quota starts full, as the server does.
+            job["redis_url"] = self.redis_url
+            job["key_prefix"] = f"tt-bench-{uuid.uuid4().hex[:12]}"
         loop = asyncio.get_running_loop()
         self._estimated = self._actual = 0.0
-        self.worker_summary = None
+        self.worker_summaries = []
         self._stderr.clear()
         self._outcomes = {call.index: loop.create_future() for call in scenario.calls}
-        self._process = await asyncio.create_subprocess_exec(
-            str(python),
-            str(WORKER),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            limit=_LINE_LIMIT,
-        )
-        process = self._process
-        assert process.stdin is not None and process.stdout is not None
-        assert process.stderr is not None
-        self._stderr_reader = asyncio.ensure_future(self._read_stderr(process.stderr))
         try:
-            process.stdin.write(json.dumps(job).encode())
-            await process.stdin.drain()
-            process.stdin.close()
+            for share in shares:
+                calls = [
+                    {"index": c.index, "at": c.at, "endpoint": c.endpoint, "body": c.body}
+                    for c in share
+                ]
+                process = await asyncio.create_subprocess_exec(
+                    str(python),
+                    str(WORKER),
+                    stdin=asyncio.subprocess.PIPE,
+                    stdout=asyncio.subprocess.PIPE,
+                    stderr=asyncio.subprocess.PIPE,
+                    limit=_LINE_LIMIT,
+                )
+                self._workers.append(process)
+                assert process.stdin is not None and process.stderr is not None
+                self._readers.append(asyncio.ensure_future(self._read_stderr(process.stderr)))
+                process.stdin.write(json.dumps({**job, "calls": calls}).encode() + b"\n")
+                await process.stdin.drain()
             async with asyncio.timeout(READY_TIMEOUT):
-                line = await process.stdout.readline()
-            if not line or json.loads(line).get("event") != "ready":
-                raise RuntimeError(f"token-throttle worker did not start: {self._last_words()}")
+                for process in self._workers:
+                    assert process.stdout is not None
+                    line = await process.stdout.readline()
+                    if not line or json.loads(line).get("event") != "ready":
+                        raise RuntimeError(
+                            f"token-throttle worker did not start: {self._last_words()}"
+                        )
+            for process, share in zip(self._workers, shares, strict=True):
+                assert process.stdin is not None and process.stdout is not None
+                process.stdin.write(b"go\n")
+                await process.stdin.drain()
+                process.stdin.close()
+                indices = [call.index for call in share]
+                reader = self._read_reports(process.stdout, indices)
+                self._readers.append(asyncio.ensure_future(reader))
         except BaseException:
             await self.stop()
             raise
-        self._reader = asyncio.ensure_future(self._read_reports(process.stdout))
 
     async def call(self, call: Call) -> None:
         report = await self._outcomes[call.index]
@@ -185,14 +218,16 @@ class TokenThrottle(Contender):
         return self._estimated, self._actual
 
     def extra_cpu_seconds(self) -> float:
-        # The calls ran in the worker's process; its own CPU count is in its summary.
-        summary = self.worker_summary or {}
-        return float(summary.get("cpu_seconds", 0.0))
+        # The calls ran in the workers' processes; their own CPU counts are in their summaries.
+        return sum(float(s.get("cpu_seconds", 0.0)) for s in self.worker_summaries)
 
     async def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is not None:
-            # The worker exits by itself once its calls are done (or at max_seconds).
+        workers, self._workers = self._workers, []
+        for process in workers:
+            if process.stdin is not None and not process.stdin.is_closing():
+                process.stdin.close()  # a worker still waiting for "go" stops
+        # The workers exit by themselves once their calls are done (or at max_seconds).
+        for process in workers:
             try:
                 async with asyncio.timeout(STOP_GRACE):
                     await process.wait()
@@ -200,19 +235,18 @@ class TokenThrottle(Contender):
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
-        for task in (self._reader, self._stderr_reader):
-            if task is not None:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._reader = self._stderr_reader = None
+        readers, self._readers = self._readers, []
+        for task in readers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         self._fail_pending("the token-throttle worker stopped")
 
-    async def _read_reports(self, stdout: asyncio.StreamReader) -> None:
+    async def _read_reports(self, stdout: asyncio.StreamReader, indices: list[int]) -> None:
         while line := await stdout.readline():
             report = json.loads(line)
             event = report.get("event")
             if event == "summary":
-                self.worker_summary = report
+                self.worker_summaries.append(report)
             elif event == "call":
                 if report["ok"]:
                     self._estimated += float(report["estimated"])
@@ -220,14 +254,20 @@ class TokenThrottle(Contender):
                 outcome = self._outcomes.get(int(report["index"]))
                 if outcome is not None and not outcome.done():
                     outcome.set_result(report)
-        self._fail_pending(f"the token-throttle worker exited: {self._last_words()}")
+        self._fail_pending(f"the token-throttle worker exited: {self._last_words()}", indices)
 
     async def _read_stderr(self, stderr: asyncio.StreamReader) -> None:
         while line := await stderr.readline():
             self._stderr.append(line.decode(errors="replace").rstrip())
 
-    def _fail_pending(self, message: str) -> None:
-        for outcome in self._outcomes.values():
+    def _fail_pending(self, message: str, indices: list[int] | None = None) -> None:
+        """Fail the calls still waiting (of one worker, given its ``indices``)."""
+        chosen = (
+            self._outcomes.values()
+            if indices is None
+            else (self._outcomes[index] for index in indices if index in self._outcomes)
+        )
+        for outcome in chosen:
             if not outcome.done():
                 outcome.set_exception(RuntimeError(message))
                 # Nobody may be waiting any more; don't warn about it at collection.

@@ -6,13 +6,20 @@ interpreter of ``benchmarks/.venv-token-throttle`` (made by
 ``benchmarks/setup_token_throttle.sh``). It imports only the standard library,
 ``openai`` and ``token_throttle``: never ratelimit_llm, which need not be installed here.
 
-Protocol. stdin carries one JSON job::
+Protocol. stdin carries one JSON job on its first line::
 
     {"base_url": ..., "keys": [...], "rpm": 600 or null, "tpm": 60000 or null,
      "max_seconds": 120.0, "calls": [{"index", "at", "endpoint", "body"}, ...]}
 
+and optionally ``"burst_seconds": 1`` (the quotas become ``limit x burst / 60`` per
+``burst`` seconds: the same rate, a burst-second capacity), ``"redis_url"`` with
+``"key_prefix"`` (token-throttle's Redis backend instead of the memory one, so that
+several workers share one quota), and ``"wait_for_go": true`` (after "ready", wait for
+a line ``go`` on stdin before starting the clock, so that several workers start
+together; end of input without it means stop).
+
 stdout carries JSON lines: ``{"event": "ready"}`` once set up (the run's clock starts
-then), one ``{"event": "call", "index", "ok", "error", "latency", "estimated",
+then, or at "go"), one ``{"event": "call", "index", "ok", "error", "latency", "estimated",
 "actual"}`` per finished call, and a final ``{"event": "summary", ...}`` with the
 latency list, counts, errors by name, the CPU seconds this process spent on the run
 (``time.process_time``) and the token totals.
@@ -25,6 +32,10 @@ its tables at run time), make the call with the SDK's default retries, then
 ``set_actual_usage`` from ``response.usage``. A call that fails keeps its whole
 reservation (token-throttle's default). With several keys, calls are dealt
 round-robin to one limiter and client per key. The run stops at ``max_seconds``.
+
+With ``redis_url``, the limiter's backend is ``RedisBackendBuilder`` over a
+``redis.asyncio`` client with a ``BlockingConnectionPool`` of 64 connections (as
+token-throttle's docs advise), keys under ``key_prefix``.
 """
 
 from __future__ import annotations
@@ -44,6 +55,7 @@ from token_throttle import (  # type: ignore[import-not-found]
     PerModelConfig,
     Quota,
     RateLimiter,
+    RedisBackendBuilder,
     UsageQuotas,
     openai_model_family_getter,
 )
@@ -86,9 +98,9 @@ async def perform(client: openai.AsyncOpenAI, endpoint: str, body: dict[str, Any
     return completion.usage.total_tokens if completion.usage else 0
 
 
-def make_limiter(rpm: float | None, tpm: float | None) -> Any:
+def make_limiter(rpm: float | None, tpm: float | None, burst: int = 60, backend: Any = None) -> Any:
     quotas = [
-        Quota(metric=metric, limit=limit, per_seconds=60)
+        Quota(metric=metric, limit=limit * burst / 60, per_seconds=burst)
         for metric, limit in (("requests", rpm), ("tokens", tpm))
         if limit is not None
     ]
@@ -103,7 +115,7 @@ def make_limiter(rpm: float | None, tpm: float | None) -> Any:
             configs[model] = PerModelConfig(quotas=usage_quotas, model_family=family)
         return configs[model]
 
-    return RateLimiter(config, backend=MemoryBackendBuilder())
+    return RateLimiter(config, backend=backend or MemoryBackendBuilder())
 
 
 class Run:
@@ -111,6 +123,12 @@ class Run:
         self.rpm: float | None = job.get("rpm")
         self.tpm: float | None = job.get("tpm")
         self.max_seconds = float(job.get("max_seconds", 120.0))
+        burst = job.get("burst_seconds")
+        self.burst = 60 if burst is None else max(1, round(float(burst)))
+        self.redis_url: str | None = job.get("redis_url")
+        self.key_prefix = str(job.get("key_prefix", "token-throttle-bench"))
+        self.wait_for_go = bool(job.get("wait_for_go", False))
+        self.redis: Any = None
         self.calls: list[dict[str, Any]] = sorted(job["calls"], key=lambda c: float(c["at"]))
         self.clients = [
             openai.AsyncOpenAI(
@@ -133,6 +151,20 @@ class Run:
         if self.tpm is not None:
             usage["tokens"] = tokens
         return usage
+
+    def backend(self, lane: int) -> Any:
+        """Memory (the default), or Redis with one key prefix per key (lane)."""
+        if self.redis is None:
+            return None
+        return RedisBackendBuilder(self.redis, key_prefix=f"{self.key_prefix}-{lane}")
+
+    async def close(self) -> None:
+        for limiter in self.limiters:
+            await limiter.aclose()
+        for client in self.clients:
+            await client.close()
+        if self.redis is not None:
+            await self.redis.aclose()
 
     async def one(self, call: dict[str, Any], lane: int) -> None:
         loop = asyncio.get_running_loop()
@@ -179,8 +211,23 @@ class Run:
     async def run(self) -> dict[str, Any]:
         loop = asyncio.get_running_loop()
         # Limiters belong to the loop they are built in.
-        self.limiters = [make_limiter(self.rpm, self.tpm) for _ in self.clients]
+        if self.redis_url is not None:
+            import redis.asyncio as aioredis  # only in Redis mode
+
+            pool = aioredis.BlockingConnectionPool.from_url(
+                self.redis_url, max_connections=64, timeout=None
+            )
+            self.redis = aioredis.Redis.from_pool(pool)
+        self.limiters = [
+            make_limiter(self.rpm, self.tpm, self.burst, self.backend(lane))
+            for lane in range(len(self.clients))
+        ]
         emit({"event": "ready"})
+        if self.wait_for_go:
+            line = await loop.run_in_executor(None, sys.stdin.readline)
+            if line.strip() != "go":
+                await self.close()
+                return {"event": "summary", "calls": len(self.calls), "aborted": True}
         cpu_start = time.process_time()
         self.start = loop.time()
         tasks: list[asyncio.Task[None]] = []
@@ -201,10 +248,7 @@ class Run:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
         wall = loop.time() - self.start
-        for limiter in self.limiters:
-            await limiter.aclose()
-        for client in self.clients:
-            await client.close()
+        await self.close()
         return {
             "event": "summary",
             "calls": len(self.calls),
@@ -221,7 +265,7 @@ class Run:
 
 
 async def main() -> None:
-    job = json.loads(sys.stdin.read())
+    job = json.loads(sys.stdin.readline())
     emit(await Run(job).run())
 
 
