@@ -23,7 +23,8 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Callable, Generator, Sequence
+import weakref
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from importlib import resources
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -110,6 +111,8 @@ class RedisBackend:
                 raise ValueError(f"{label} must be a positive number of seconds, got {value!r}")
         if history < 1:
             raise ValueError(f"history must be >= 1, got {history!r}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections!r}")
         if "{" in namespace or "}" in namespace:
             raise ValueError("namespace must not contain '{' or '}' (they mark the hash tag)")
         if client is None:
@@ -129,6 +132,9 @@ class RedisBackend:
         self.timeout = timeout
         self.ttl = math.ceil(ttl)
         self.history = history
+        self.max_connections = max_connections
+        self._gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore]
+        self._gates = weakref.WeakKeyDictionary()
         # Registered once: each call is an EVALSHA, falling back to EVAL only if the
         # server lost its script cache (a restart).
         self._scripts: dict[str, AsyncScript] = {
@@ -175,15 +181,26 @@ class RedisBackend:
     async def run(self, script: str, keys: Sequence[str], args: Sequence[str]) -> Any:
         """Run one of the scripts, turning any driver failure into `BackendUnavailableError`."""
         # The socket timeouts bound each call; waiting for a free connection is local
-        # congestion, not an outage, so it is not timed.
+        # congestion, not an outage, so it is not timed. The gate queues callers first
+        # come, first served: redis-py's blocking pool lets a newcomer take a freed
+        # connection ahead of the caller woken for it, which left some waiting seconds.
         try:
-            return await self._scripts[script](keys=list(keys), args=list(args))
+            async with self._gate():
+                return await self._scripts[script](keys=list(keys), args=list(args))
         except Exception as exc:
             if not _is_outage(exc):
                 raise
             raise BackendUnavailableError(
                 f"Redis at {self._where} is unavailable ({type(exc).__name__})"
             ) from None
+
+    def _gate(self) -> asyncio.Semaphore:
+        """The FIFO gate of the running event loop (asyncio primitives bind to one loop)."""
+        loop = asyncio.get_running_loop()
+        gate = self._gates.get(loop)
+        if gate is None:
+            gate = self._gates[loop] = asyncio.Semaphore(self.max_connections)
+        return gate
 
     async def ping(self) -> bool:
         """Whether Redis answers now (within ``timeout``)."""
@@ -279,10 +296,12 @@ class RedisRateLimiter(RateLimiter):
         "_down_until",
         "_dropped",
         "_fallback",
+        "_flushing",
         "_keys",
         "_last_mark",
         "_levels_at",
         "_offset",
+        "_owed",
         "_pending",
         "_remote_levels",
         "scope",
@@ -311,6 +330,8 @@ class RedisRateLimiter(RateLimiter):
         self._remote_levels: tuple[float, ...] | None = None
         self._levels_at = 0.0
         self._last_mark: tuple[float, ...] | None = None
+        self._owed: list[float] | None = None
+        self._flushing = False
 
     # -- acquiring -----------------------------------------------------------------------
 
@@ -404,18 +425,42 @@ class RedisRateLimiter(RateLimiter):
     def _settle_remote(
         self, reserved: Sequence[float], actual: Sequence[float], *, count: bool = True
     ) -> None:
+        """Queue what a settle gives back (or owes); one flush at a time sends the sum.
+
+        On a hot quota thousands of settles a second would each cost a script call; summed
+        while the previous flush is in flight, they cost one, and the acquires that do
+        make callers wait keep the connections.
+        """
         if count:
             self._settled += 1
-        args = [str(self._backend.ttl), "0"]
-        dims = self.bucket.dimensions
-        n = 0
-        for dim, spent, used in zip(dims, reserved, actual, strict=False):
-            if spent != used:
-                args += [dim.name, _fmt(spent - used)]
-                n += 1
-        if n:
-            args[1] = str(n)
-            self._spawn("settle", self._keys[:1], args)
+        deltas = [spent - used for spent, used in zip(reserved, actual, strict=False)]
+        if not any(deltas):
+            return
+        owed = self._owed
+        if owed is None:
+            self._owed = deltas
+        else:
+            for i, delta in enumerate(deltas):
+                owed[i] += delta
+        if not self._flushing:
+            self._flushing = True
+            self._in_background(self._flush_settles())
+
+    async def _flush_settles(self) -> None:
+        try:
+            while self._owed is not None:
+                owed, self._owed = self._owed, None
+                args = [str(self._backend.ttl), "0"]
+                n = 0
+                for dim, delta in zip(self.bucket.dimensions, owed, strict=False):
+                    if delta:
+                        args += [dim.name, _fmt(delta)]
+                        n += 1
+                if n:
+                    args[1] = str(n)
+                    await self._run_quietly("settle", self._keys[:1], args)
+        finally:
+            self._flushing = False
 
     def _observe(
         self,
@@ -502,7 +547,10 @@ class RedisRateLimiter(RateLimiter):
 
     def _spawn(self, script: str, keys: Sequence[str], args: list[str]) -> None:
         """Run ``script`` without making the caller wait; failures are logged, counted."""
-        task = asyncio.get_running_loop().create_task(self._run_quietly(script, keys, args))
+        self._in_background(self._run_quietly(script, keys, args))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
