@@ -14,7 +14,7 @@ from ._limiter import RateLimiter
 from ._types import Limits
 from .backends import Backend, backend_from
 
-__all__ = ["AUTO_START", "LimiterPool", "LimitsSpec"]
+__all__ = ["AUTO_START", "UNMETERED", "LimiterPool", "LimitsSpec"]
 
 #: What ``limits`` may be: one `Limits` for every model, a mapping from model (or
 #: ``"*"`` for the rest) to `Limits`, or ``"auto"``: start cautious and adopt what the
@@ -24,6 +24,12 @@ LimitsSpec: TypeAlias = Limits | Mapping[str, Limits] | Literal["auto"]
 #: Where ``limits="auto"`` starts before the first response tells the real limits:
 #: below OpenAI's lowest paid tier for most models, so the first burst cannot 429.
 AUTO_START = Limits(rpm=60, tpm=100_000)
+
+#: The bucket of calls that name no model (files, batches, model lists). OpenAI meters
+#: them apart from every model's requests and tokens, so they must not spend (or wait
+#: for) a model's quota; a bucket of their own still keeps a runaway polling loop from
+#: flooding the API.
+UNMETERED = Limits(rpm=3_000)
 
 
 class LimiterPool:
@@ -38,6 +44,8 @@ class LimiterPool:
     :param backend: where the buckets live: in this process (the default), or a shared
         backend such as `RedisBackend` (or its URL), where each (credential, model group)
         is one quota scope shared with every other process that uses it.
+    :param unmetered: the limits of calls that name no model (files, batches, model
+        lists), which no model's quota counts; see `UNMETERED`.
     """
 
     __slots__ = (
@@ -47,6 +55,7 @@ class LimiterPool:
         "_limiters",
         "_limits",
         "_shared",
+        "_unmetered",
         "backend",
     )
 
@@ -59,6 +68,7 @@ class LimiterPool:
         auto_start: Limits = AUTO_START,
         follow_server_limits: bool = True,
         backend: Backend | str | None = None,
+        unmetered: Limits = UNMETERED,
     ) -> None:
         if not (limits == "auto" or isinstance(limits, Limits | Mapping)):
             raise TypeError(
@@ -74,6 +84,7 @@ class LimiterPool:
         self._auto_start = auto_start
         self._follow = follow_server_limits
         self.backend = backend_from(backend)
+        self._unmetered = unmetered
         self._limiters: dict[tuple[str, str | None], RateLimiter] = {}
 
     def group(self, model: str | None) -> str | None:
@@ -102,6 +113,8 @@ class LimiterPool:
         return iter(list(self._limiters.items()))
 
     def _limits_for(self, model: str | None) -> tuple[Limits, bool]:
+        if model is None:
+            return self._unmetered, True
         limits = self._limits
         if isinstance(limits, Limits):
             return limits, False

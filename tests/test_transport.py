@@ -20,6 +20,7 @@ import trio
 from ratelimit_llm import Limits
 from ratelimit_llm._credentials import Credential
 from ratelimit_llm._exceptions import CapacityExceededError
+from ratelimit_llm._pool import UNMETERED
 from ratelimit_llm._strategy import Attempt, Decision, Strategy
 from ratelimit_llm._telemetry import Event, Telemetry
 from ratelimit_llm._transport import RateLimitedTransport
@@ -365,12 +366,15 @@ async def test_in_stream_errors_are_reported() -> None:
     assert errors[0].detail == "in-stream error"
 
 
-async def test_requests_without_a_json_body_pass_with_a_request_cost() -> None:
+async def test_calls_naming_no_model_use_a_bucket_of_their_own() -> None:
+    # Files, batches and model lists are metered apart from every model's quota.
     server = Recorder(httpx2.Response(200, json={"object": "list", "data": []}))
     client, transport = client_for(server)
     await client.models.list()
-    (limiter,) = transport.limiters().values()
-    assert limiter.statistics().estimated == {"requests/min": 1.0, "tokens/min": 0.0}
+    (((_key, group), limiter),) = transport.limiters().items()
+    assert group is None
+    assert limiter.statistics().estimated == {"requests/min": 1.0}
+    assert limiter.statistics().limits == {"requests/min": UNMETERED.rpm}
 
 
 async def test_a_strategy_can_send_with_another_credential() -> None:
