@@ -24,9 +24,8 @@ import logging
 import math
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Generator, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from importlib import resources
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -39,7 +38,7 @@ from .._exceptions import (
     ReservationError,
     WouldBlock,
 )
-from .._limiter import LimiterStatistics, RateLimiter, Reservation
+from .._limiter import LimiterStatistics, RateLimiter, Reservation, _Acquire
 from .._types import Cost, Dimension, Limits
 
 if TYPE_CHECKING:
@@ -255,30 +254,17 @@ class RedisReservation(Reservation):
         limiter._settle_remote(self._amounts, (0.0,) * len(self._amounts))
 
 
-class _RedisAcquire:
-    """What `RedisRateLimiter.acquire` returns: await it, or use it as ``async with``."""
+class _RedisAcquire(_Acquire):
+    """What `RedisRateLimiter.acquire` returns: await it, or use it as ``async with``.
 
-    __slots__ = ("_cost", "_limiter", "_timeout")
+    The in-memory fast path of `_Acquire.__aenter__` would take from the local mirror,
+    so entering always asks Redis.
+    """
 
-    def __init__(self, limiter: RedisRateLimiter, cost: Cost, timeout: float | None) -> None:
-        self._limiter = limiter
-        self._cost = cost
-        self._timeout = timeout
-
-    def __await__(self) -> Generator[Any, None, Reservation]:
-        return self._limiter._acquire(self._cost, self._timeout).__await__()
+    __slots__ = ()
 
     async def __aenter__(self) -> Reservation:
         return await self._limiter._acquire(self._cost, self._timeout)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        # Left open, the reservation keeps its estimate (the safe side), as in memory.
-        return None
 
 
 class RedisRateLimiter(RateLimiter):
@@ -335,9 +321,7 @@ class RedisRateLimiter(RateLimiter):
 
     # -- acquiring -----------------------------------------------------------------------
 
-    def acquire(  # type: ignore[override]
-        self, cost: Cost | None = None, *, timeout: float | None = None
-    ) -> _RedisAcquire:
+    def acquire(self, cost: Cost | None = None, *, timeout: float | None = None) -> _Acquire:
         if timeout is not None and not (timeout >= 0):
             raise ValueError(f"timeout must be >= 0 or None, got {timeout!r}")
         return _RedisAcquire(self, _DEFAULT_COST if cost is None else cost, timeout)
