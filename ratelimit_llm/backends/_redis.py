@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import anyio
+import sniffio
 
 from .._exceptions import (
     AcquireTimeoutError,
@@ -337,6 +338,11 @@ class RedisRateLimiter(RateLimiter):
         raise WouldBlock
 
     async def _acquire(self, cost: Cost, patience: float | None) -> Reservation:
+        if sniffio.current_async_library() != "asyncio":
+            raise RuntimeError(
+                "the Redis backend runs on asyncio (its client is redis.asyncio); "
+                "under trio, use the memory backend"
+            )
         bucket = self.bucket
         amounts = bucket.amounts(cost)
         bucket.check_fits(amounts)
