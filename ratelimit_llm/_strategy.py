@@ -67,6 +67,10 @@ class Attempt:
     #: The bucket this attempt was charged to (set by the transport).
     limiter: RateLimiter | None = field(default=None, repr=False)
     reservation: Reservation | None = field(default=None, repr=False)
+    #: Whether the call creates something that must exist once (a Batch API job): it is
+    #: then sent again only when the server certainly did not act on it (a 429, or a
+    #: connection that never opened), and otherwise left to the caller to look up.
+    creates: bool = False
     #: The outcome of the last attempt.
     status: int | None = None
     error: ErrorInfo | None = None

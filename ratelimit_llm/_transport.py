@@ -150,6 +150,7 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
             pool=self.pool,
             telemetry=self.telemetry,
             default_credential=self._default_credential(request),
+            creates=_creates_batch(request),
         )
         attempt.started = self._now()
         # Only a body we hold in memory can be sent again, or sent with another key.
@@ -219,6 +220,8 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
         attempt.exception = error
         self._emit("error", attempt, error_kind="connection", detail=type(error).__name__)
         decision = self.strategy.after_response(attempt)
+        # A creation whose connection broke after sending may have happened.
+        replayable = replayable and (not attempt.creates or _never_sent(error))
         if await self._retrying(attempt, decision, replayable):
             return None
         self._emit("gave_up", attempt, error_kind="connection", detail=type(error).__name__)
@@ -271,6 +274,8 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
         metric = error.metric if error is not None else None
         self._emit("error", attempt, status=response.status_code, error_kind=kind, metric=metric)
         decision = self.strategy.after_response(attempt)
+        # Only a 429 says for certain that a creation did not happen (a 5xx may not).
+        replayable = replayable and (not attempt.creates or response.status_code == 429)
         if await self._retrying(attempt, decision, replayable):
             await response.aclose()
             return None
@@ -474,6 +479,11 @@ def _produced_at(response: Any, sent_at: float, answered_at: float) -> float:
         return answered_at
     trip = max(0.0, (answered_at - sent_at) - server_seconds)
     return answered_at - trip / 2
+
+
+def _creates_batch(request: Any) -> bool:
+    """``POST .../batches``: sent twice, it could start the same Batch API job twice."""
+    return bool(request.method == "POST" and request.url.path.rstrip("/").endswith("/batches"))
 
 
 def _never_sent(error: BaseException) -> bool:

@@ -515,3 +515,74 @@ async def test_max_in_flight_caps_calls_waiting_for_an_answer() -> None:
     assert trio.current_time() >= 3.0
     with pytest.raises(ValueError, match="max_in_flight"):
         RateLimitedTransport(httpx2.MockTransport(slow), limits=Limits(rpm=1), max_in_flight=0)
+
+
+def _batch_object() -> dict[str, Any]:
+    return {
+        "id": "batch_1",
+        "object": "batch",
+        "endpoint": "/v1/chat/completions",
+        "input_file_id": "file-1",
+        "completion_window": "24h",
+        "status": "validating",
+        "created_at": 0,
+    }
+
+
+async def _create_batch(client: openai.AsyncOpenAI) -> Any:
+    return await client.batches.create(
+        input_file_id="file-1", endpoint="/v1/chat/completions", completion_window="24h"
+    )
+
+
+class _RetryAll(Strategy):
+    """Retries every failure at once: only the transport's own rules can stop it."""
+
+    def after_response(self, attempt: Attempt) -> Decision | None:
+        return None if attempt.succeeded else Decision.retry(after=0.0)
+
+
+async def test_a_batch_creation_is_not_sent_twice_after_a_5xx() -> None:
+    # The job may exist although the answer was an error: the caller looks it up.
+    server = Recorder(
+        httpx2.Response(500, json={"error": {"message": "oops", "type": "server_error"}}),
+        httpx2.Response(200, json=_batch_object()),
+    )
+    client, _ = client_for(server, strategy=_RetryAll())
+    with pytest.raises(openai.InternalServerError):
+        await _create_batch(client)
+    assert len(server.requests) == 1
+
+
+async def test_a_batch_creation_is_not_sent_twice_after_a_broken_connection() -> None:
+    sent: list[httpx2.Request] = []
+
+    def cut(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request)
+        raise httpx2.ReadError("reset after sending", request=request)
+
+    client, _ = client_for(cut, strategy=_RetryAll())
+    with pytest.raises(openai.APIConnectionError):
+        await _create_batch(client)
+    assert len(sent) == 1
+
+
+async def test_a_batch_creation_refused_with_429_is_sent_again() -> None:
+    server = Recorder(
+        httpx2.Response(429, json={"error": {"message": "slow down", "type": "requests"}}),
+        httpx2.Response(200, json=_batch_object()),
+    )
+    client, _ = client_for(server, strategy=_RetryAll())
+    batch = await _create_batch(client)
+    assert batch.id == "batch_1"
+    assert len(server.requests) == 2
+
+
+async def test_inference_calls_are_still_retried_after_a_5xx() -> None:
+    server = Recorder(
+        httpx2.Response(500, json={"error": {"message": "oops", "type": "server_error"}}),
+        httpx2.Response(200, json=completion()),
+    )
+    client, _ = client_for(server, strategy=_RetryAll())
+    await chat(client)
+    assert len(server.requests) == 2

@@ -317,9 +317,12 @@ class Runner:
         if chunk.input_file_id is None:
             chunk = await self.db(journal.chunk, chunk.id)
         metadata = {**self._metadata, NONCE_KEY: chunk.nonce}
+        # The SDK would retry a create whose answer was lost, and could start the job
+        # twice: this loop retries instead, after looking for the nonce.
+        creator = self.client.with_options(max_retries=0)
         for attempt in range(1, _REMOTE_ATTEMPTS + 1):
             try:
-                batch = await self.client.batches.create(
+                batch = await creator.batches.create(
                     input_file_id=str(chunk.input_file_id),
                     endpoint=chunk.endpoint,  # type: ignore[arg-type]
                     completion_window="24h",
