@@ -54,6 +54,7 @@ class LimiterPool:
         "_follow",
         "_limiters",
         "_limits",
+        "_owns_backend",
         "_shared",
         "_unmetered",
         "backend",
@@ -84,6 +85,7 @@ class LimiterPool:
         self._auto_start = auto_start
         self._follow = follow_server_limits
         self.backend = backend_from(backend)
+        self._owns_backend = backend is None or isinstance(backend, str)
         self._unmetered = unmetered
         self._limiters: dict[tuple[str, str | None], RateLimiter] = {}
 
@@ -111,6 +113,16 @@ class LimiterPool:
     def items(self) -> Iterator[tuple[tuple[str, str | None], RateLimiter]]:
         """Every limiter made so far, keyed by (credential, model group)."""
         return iter(list(self._limiters.items()))
+
+    async def aclose(self) -> None:
+        """Wait for every limiter's pending updates; close a backend made from a URL.
+
+        A backend object passed in is the caller's to close (others may share it).
+        """
+        for limiter in list(self._limiters.values()):
+            await limiter.aclose()
+        if self._owns_backend:
+            await self.backend.aclose()
 
     def _limits_for(self, model: str | None) -> tuple[Limits, bool]:
         if model is None:

@@ -161,8 +161,15 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
                 return response
 
     async def aclose(self) -> None:
-        """Close the inner transport."""
-        await self._inner.aclose()
+        """Close the inner transport, after the buckets' last updates (a shared backend's).
+
+        Closing the client closes this: with ``backend="redis://..."``, the settles still
+        in flight reach Redis and the backend's connections are closed.
+        """
+        try:
+            await self.pool.aclose()
+        finally:
+            await self._inner.aclose()
 
     def statistics(self) -> list[Any]:
         """Per-(credential, model) counters; see `Telemetry.statistics`."""

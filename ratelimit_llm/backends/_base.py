@@ -39,6 +39,10 @@ class Backend(Protocol):
         """
         ...
 
+    async def aclose(self) -> None:
+        """Release connections (a shared backend); nothing to do in memory."""
+        ...
+
 
 class MemoryBackend:
     """State in this process: the default, and the fastest (no I/O on any call).
@@ -65,6 +69,10 @@ class MemoryBackend:
             limiter = RateLimiter(limits, clock=clock, follow_server_limits=follow_server_limits)
             self._limiters[scope] = limiter
         return limiter
+
+    async def aclose(self) -> None:
+        """Nothing to release: the state lives in this process."""
+        return None
 
     def __repr__(self) -> str:
         return f"<MemoryBackend scopes={len(self._limiters)}>"

@@ -53,7 +53,6 @@ async def test_two_wrapped_clients_share_one_quota_from_a_url(redis_url: str) ->
             for client in clients:
                 for limiter in ratelimit_llm.transport_of(client).limiters().values():
                     assert isinstance(limiter, RedisRateLimiter)
-                    await limiter.aclose()
                 await client.close()
             for backend in backends:
                 await backend.aclose()
@@ -92,8 +91,6 @@ async def test_the_batch_runner_paces_its_calls_on_the_shared_quota(
                 )
             ]
             limiters = ratelimit_llm.transport_of(client).limiters()
-            for limiter in limiters.values():
-                await limiter.aclose()
         finally:
             await client.close()
     try:
@@ -126,3 +123,35 @@ async def test_a_decorated_coroutine_on_a_redis_quota(redis_url: str) -> None:
         await limiter.aclose()
         assert isinstance(backend, RedisBackend)
         await backend.aclose()
+
+
+async def test_closing_a_client_wrapped_with_a_url_flushes_and_closes_its_backend(
+    redis_url: str,
+) -> None:
+    async with serve(_mock(rpm=1_200)) as server:
+        client = ratelimit_llm.wrap(
+            openai.AsyncOpenAI(api_key=KEY, base_url=server.url, max_retries=0),
+            limits=Limits(rpm=1_200, tpm=100_000),
+            backend=redis_url,
+        )
+        transport = ratelimit_llm.transport_of(client)
+        await client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], max_tokens=1_000
+        )
+        (limiter,) = transport.limiters().values()
+        assert isinstance(limiter, RedisRateLimiter)
+        await client.close()
+    backend = transport.pool.backend
+    assert isinstance(backend, RedisBackend)
+    # The settle and the header correction were applied before the close...
+    assert not limiter._pending
+    check = RedisBackend(redis_url, namespace=backend.namespace)
+    try:
+        state, _ = check.keys(limiter.scope)
+        assert await check.client.hget(state, "k:tokens/min") is not None
+    finally:
+        await check.aclose()
+    # ...and the backend made from the URL closed its connections.
+    pool = backend.client.connection_pool
+    connections = [*pool._available_connections, *pool._in_use_connections]
+    assert connections and not any(c.is_connected for c in connections)
