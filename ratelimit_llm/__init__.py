@@ -18,6 +18,7 @@ from ._credentials import Credential, redact_key
 from ._estimate import CostEstimator, cost_from_usage, estimate_cost
 from ._exceptions import (
     AcquireTimeoutError,
+    BackendError,
     BackendUnavailableError,
     CapacityExceededError,
     CredentialsExhaustedError,
@@ -43,6 +44,7 @@ __all__ = [
     "AdaptiveBackoff",
     "Attempt",
     "Backend",
+    "BackendError",
     "BackendUnavailableError",
     "Bucket",
     "CapacityExceededError",

@@ -25,6 +25,7 @@ import anyio
 
 __all__ = [
     "AcquireTimeoutError",
+    "BackendError",
     "BackendUnavailableError",
     "CapacityExceededError",
     "CredentialsExhaustedError",
@@ -90,4 +91,14 @@ class BackendUnavailableError(RateLimitLLMError, ConnectionError):
     fallback share configured, calls are served from it instead. The message names the
     backend by host and port only (never a password), and the driver's own exception is
     not chained, so nothing of the connection settings leaks into logs.
+    """
+
+
+class BackendError(RateLimitLLMError):
+    """The shared backend answered, with a refusal no waiting will cure.
+
+    Wrong credentials, a user without the rights to run scripts, a key of the wrong
+    type in the namespace, a server out of memory: raised whatever the outage policy,
+    since falling back would hide a configuration that has to be fixed. The message
+    names the backend by host and port only.
     """

@@ -34,6 +34,7 @@ import sniffio
 
 from .._exceptions import (
     AcquireTimeoutError,
+    BackendError,
     BackendUnavailableError,
     CapacityExceededError,
     ReservationError,
@@ -188,11 +189,32 @@ class RedisBackend:
             async with self._gate():
                 return await self._scripts[script](keys=list(keys), args=list(args))
         except Exception as exc:
-            if not _is_outage(exc):
+            translated = self._translate(exc)
+            if translated is exc:
                 raise
-            raise BackendUnavailableError(
+            raise translated from None
+
+    def _translate(self, exc: Exception) -> Exception:
+        """Our typed error for a driver's exception (never the driver's own, never a secret)."""
+        from redis import exceptions
+
+        refused = (
+            exceptions.AuthenticationError,
+            exceptions.AuthorizationError,
+            exceptions.NoPermissionError,
+        )
+        if isinstance(exc, refused):
+            return BackendError(
+                f"Redis at {self._where} refused the credentials or the rights to run "
+                f"scripts ({type(exc).__name__}); check the URL's user and password"
+            )
+        if _is_outage(exc):
+            return BackendUnavailableError(
                 f"Redis at {self._where} is unavailable ({type(exc).__name__})"
-            ) from None
+            )
+        if isinstance(exc, exceptions.RedisError):
+            return BackendError(f"Redis at {self._where} answered {type(exc).__name__}: {exc}")
+        return exc
 
     def _gate(self) -> asyncio.Semaphore:
         """The FIFO gate of the running event loop (asyncio primitives bind to one loop)."""
@@ -547,7 +569,7 @@ class RedisRateLimiter(RateLimiter):
     async def _run_quietly(self, script: str, keys: Sequence[str], args: list[str]) -> None:
         try:
             await self._backend.run(script, keys, args)
-        except BackendUnavailableError as exc:
+        except (BackendUnavailableError, BackendError) as exc:
             self._dropped += 1
             _log.warning("%s for quota %r was not applied: %s", script, self.scope, exc)
 

@@ -54,15 +54,17 @@ class LocalRedisServer:
         server.close()
     """
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, password: str | None = None) -> None:
         self.port = port or _free_port()
+        self.password = password
         self._dir = tempfile.mkdtemp(prefix="rlm-redis-")
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        """``redis://127.0.0.1:PORT/0``."""
-        return f"redis://127.0.0.1:{self.port}/0"
+        """``redis://127.0.0.1:PORT/0`` (with ``:password@`` when one is set)."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self, timeout: float = 10.0) -> None:
         """Start the process (again) and wait until it answers ``PING``."""
@@ -75,6 +77,8 @@ class LocalRedisServer:
             "--dir", self._dir,
             "--maxclients", "4096",
         ]  # fmt: skip
+        if self.password:
+            args += ["--requirepass", self.password]
         self._process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -83,7 +87,9 @@ class LocalRedisServer:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
                     sock.sendall(b"PING\r\n")
-                    if sock.recv(16).startswith(b"+PONG"):
+                    answer = sock.recv(64)
+                    # A server with a password answers -NOAUTH: it is up all the same.
+                    if answer.startswith((b"+PONG", b"-NOAUTH")):
                         return
             except OSError:
                 pass

@@ -11,6 +11,7 @@ import pytest
 import pytest_asyncio
 
 from ratelimit_llm import (
+    BackendError,
     BackendUnavailableError,
     Cost,
     Dimension,
@@ -286,3 +287,36 @@ async def test_settles_in_flight_together_are_sent_as_one_sum(
     start = time.monotonic()
     await limiter.acquire(Cost(tokens=5_000))
     assert time.monotonic() - start < 0.5
+
+
+@pytest.mark.parametrize("policy", ["fail", "local"])
+async def test_a_wrong_password_is_a_typed_error_whatever_the_policy(policy: str) -> None:
+    with LocalRedisServer(password="right-horse-battery") as guarded:
+        wrong = guarded.url.replace("right-horse-battery", "wrong-horse-battery")
+        backend = RedisBackend(wrong, on_outage="local" if policy == "local" else "fail")
+        try:
+            limiter = backend.limiter([TOKENS], scope="org")
+            with pytest.raises(BackendError) as caught:
+                await limiter.acquire(Cost(tokens=1))
+            message = str(caught.value)
+            assert "credentials" in message
+            assert "horse" not in message and "horse" not in repr(backend)
+            assert caught.value.__cause__ is None
+        finally:
+            await backend.aclose()
+        right = RedisBackend(guarded.url)
+        try:
+            reservation = await right.limiter([TOKENS], scope="org").acquire(Cost(tokens=1))
+            assert not reservation.closed
+        finally:
+            await right.aclose()
+
+
+async def test_a_key_of_the_wrong_type_in_the_namespace_is_a_typed_error(
+    redis_backend: RedisBackend,
+) -> None:
+    state, _ = redis_backend.keys("clash")
+    await redis_backend.client.set(state, "not a hash")
+    limiter = redis_backend.limiter([TOKENS], scope="clash")
+    with pytest.raises(BackendError, match="ResponseError"):
+        await limiter.acquire(Cost(tokens=1))
