@@ -55,6 +55,8 @@ _log = logging.getLogger("ratelimit_llm.redis")
 OutagePolicy = Literal["fail", "local"]
 
 _DEFAULT_COST = Cost(requests=1)
+#: Seconds after which the estimate of Redis's clock is renewed from any reply.
+_OFFSET_MAX_AGE = 5.0
 _SCRIPTS = ("acquire", "settle", "observe", "resize")
 
 
@@ -180,14 +182,27 @@ class RedisBackend:
         )
 
     async def run(self, script: str, keys: Sequence[str], args: Sequence[str]) -> Any:
-        """Run one of the scripts, turning any driver failure into `BackendUnavailableError`."""
+        """Run one of the scripts, turning any driver failure into our typed errors."""
+        reply, _, _ = await self.run_timed(script, keys, args)
+        return reply
+
+    async def run_timed(
+        self, script: str, keys: Sequence[str], args: Sequence[str]
+    ) -> tuple[Any, float, float]:
+        """`run`, with the monotonic times just before the call and just after its reply.
+
+        The times leave out the wait for a connection, so that the round trip they
+        bracket is the network's and Redis's, not the local queue's.
+        """
         # The socket timeouts bound each call; waiting for a free connection is local
         # congestion, not an outage, so it is not timed. The gate queues callers first
         # come, first served: redis-py's blocking pool lets a newcomer take a freed
         # connection ahead of the caller woken for it, which left some waiting seconds.
         try:
             async with self._gate():
-                return await self._scripts[script](keys=list(keys), args=list(args))
+                sent = time.monotonic()
+                reply = await self._scripts[script](keys=list(keys), args=list(args))
+                return reply, sent, time.monotonic()
         except Exception as exc:
             translated = self._translate(exc)
             if translated is exc:
@@ -302,6 +317,7 @@ class RedisRateLimiter(RateLimiter):
 
     __slots__ = (
         "_backend",
+        "_best_trip",
         "_down_until",
         "_dropped",
         "_fallback",
@@ -310,6 +326,7 @@ class RedisRateLimiter(RateLimiter):
         "_last_mark",
         "_levels_at",
         "_offset",
+        "_offset_at",
         "_owed",
         "_pending",
         "_remote_levels",
@@ -328,6 +345,8 @@ class RedisRateLimiter(RateLimiter):
         # every reply; `clock()` returns it so that the transport's timestamps can be
         # compared with the grant history kept in Redis.
         self._offset = time.time() - time.monotonic()
+        self._offset_at = -math.inf
+        self._best_trip = math.inf
         super().__init__(limits, clock=self._redis_now, follow_server_limits=follow_server_limits)
         self._backend = backend
         self.scope = scope
@@ -375,12 +394,10 @@ class RedisRateLimiter(RateLimiter):
         args += [str(self._backend.history), str(len(dims))]
         for dim, amount in zip(dims, amounts, strict=True):
             args += [dim.name, _fmt(dim.capacity), _fmt(dim.rate), _fmt(amount)]
-        sent = time.monotonic()
         try:
-            reply = await self._backend.run("acquire", self._keys, args)
+            reply, sent, received = await self._backend.run_timed("acquire", self._keys, args)
         except BackendUnavailableError:
             return await self._outage(cost, patience)
-        received = time.monotonic()
         if self._fallback is not None:
             _log.warning("Redis is back; quota %r is shared again", self.scope)
             self._fallback = None
@@ -389,7 +406,7 @@ class RedisRateLimiter(RateLimiter):
             index = int(reply[1]) - 1
             raise CapacityExceededError(dims[index].name, amounts[index], float(reply[2]))
         wait, now = float(reply[1]), float(reply[2])
-        self._offset = now - (sent + received) / 2
+        self._learn_offset(now, sent, received)
         if status == 0:
             self._timed_out += 1
             raise AcquireTimeoutError(math.inf if patience is None else patience)
@@ -409,6 +426,20 @@ class RedisRateLimiter(RateLimiter):
             self._time_waited += wait
         self._granted += 1
         return RedisReservation(self, cost, amounts, mark, wait, now + wait)
+
+    def _learn_offset(self, redis_now: float, sent: float, received: float) -> None:
+        """Estimate Redis's clock from a reply, trusting the quickest round trips most.
+
+        Redis read its clock somewhere between ``sent`` and ``received``; the midpoint is
+        off by at most half the round trip. A reply that waited on a busy event loop
+        would skew the estimate, so one is used only when its round trip is close to the
+        quickest seen lately (or the last estimate is old).
+        """
+        trip = received - sent
+        if trip <= 2 * self._best_trip or received - self._offset_at > _OFFSET_MAX_AGE:
+            self._offset = redis_now - (sent + received) / 2
+            self._offset_at = received
+            self._best_trip = trip if trip < self._best_trip else self._best_trip * 1.1
 
     async def _outage(self, cost: Cost, patience: float | None) -> Reservation:
         backend = self._backend
