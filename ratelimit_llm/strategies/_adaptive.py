@@ -313,7 +313,7 @@ class AdaptiveBackoff(Strategy):
             state.target = min(state.ceiling, before + self.recovery * state.ceiling)
             if state.target == before:
                 continue
-            _rescale(limiter, attempt, name, state.target)
+            limiter.rescale(name, state.target, attempt.cost)
             if state.target >= state.ceiling:
                 state.slow_down = False
                 dim = current[name]
@@ -324,7 +324,7 @@ class AdaptiveBackoff(Strategy):
     def _resize(
         self, limiter: RateLimiter, attempt: Attempt, dim: Dimension, new: float, why: str
     ) -> None:
-        _rescale(limiter, attempt, dim.name, new)
+        limiter.rescale(dim.name, new, attempt.cost)
         self._emit(attempt, dim, f"{dim.name} {_fmt(dim.limit)} -> {_fmt(new)} ({why})")
 
     def _emit(self, attempt: Attempt, dim: Dimension, detail: str) -> None:
@@ -345,14 +345,6 @@ class AdaptiveBackoff(Strategy):
             f"AdaptiveBackoff(max_attempts={self.max_attempts}, "
             f"max_elapsed={self.max_elapsed!r}, base={self.base:g}, cap={self.cap:g})"
         )
-
-
-def _rescale(limiter: RateLimiter, attempt: Attempt, name: str, limit: float) -> None:
-    """Give dimension ``name`` a new limit without changing when ``attempt.cost`` fits.
-
-    See `RateLimiter.rescale` (one call, so that a shared backend does it atomically).
-    """
-    limiter.rescale(name, limit, attempt.cost)
 
 
 def _hold(limiter: RateLimiter, seconds: float, metric: str | None, attempt: Attempt) -> None:
