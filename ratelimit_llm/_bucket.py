@@ -69,6 +69,8 @@ class Bucket:
         "_sent",
         "_spent",
         "_updated",
+        "_wire_history",
+        "_wired",
     )
 
     def __init__(self, dimensions: Sequence[Dimension], now: float, *, fill: float = 1.0) -> None:
@@ -100,6 +102,10 @@ class Bucket:
         self._anchors: list[tuple[float, float, float] | None] = [None] * len(dimensions)
         # (grant time, `_sent` just after it) for the most recent grants.
         self._history: deque[tuple[float, Mark]] = deque(maxlen=_HISTORY_GRANTS)
+        # What actually left for the server, per dimension, and (send time, `_wired` just
+        # after it) for the most recent sends; see `wire`.
+        self._wired = [0.0] * len(dimensions)
+        self._wire_history: deque[tuple[float, Mark]] = deque(maxlen=_HISTORY_GRANTS)
         self._updated = now
 
     # -- reading -------------------------------------------------------------------------
@@ -142,6 +148,34 @@ class Bucket:
                 return sent_after
         # Everything recorded is later than ``when``: the oldest record is the nearest.
         return history[0][1] if history else tuple(self._sent)
+
+    def wire(self, amounts: Sequence[float], now: float) -> None:
+        """Record that a call granted ``amounts`` left for the server at ``now``.
+
+        A call may wait after its grant (for a free connection, behind a cap on calls in
+        flight, on a busy event loop) and reach the server long after. A snapshot the
+        server took meanwhile does not count it, so what discounts a snapshot is
+        everything granted minus what had been *sent* by then (`sent_at`), not what had
+        been granted by then (`mark_at`).
+        """
+        wired = self._wired
+        for i, amount in enumerate(amounts):
+            wired[i] += amount
+        self._wire_history.append((now, tuple(wired)))
+
+    def sent_at(self, when: float) -> Mark | None:
+        """What had been sent per dimension by ``when``; ``None`` if no send was recorded.
+
+        With it, `observe` discounts a snapshot by every grant not yet sent at ``when``
+        as well as every grant made since (see `wire`).
+        """
+        history = self._wire_history
+        if not history:
+            return None
+        for wired_at, wired in reversed(history):
+            if wired_at <= when:
+                return wired
+        return (0.0,) * len(self._wired) if len(history) < _HISTORY_GRANTS else history[0][1]
 
     def check_fits(self, amounts: Sequence[float]) -> None:
         """Raise `CapacityExceededError` if some amount could never be granted."""

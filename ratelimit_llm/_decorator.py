@@ -51,6 +51,7 @@ def limit(
             if wanted is not None and not isinstance(wanted, Cost):
                 raise TypeError(f"the cost function returned {wanted!r}, not a Cost")
             async with limiter.acquire(wanted, timeout=timeout) as reservation:
+                reservation.sent()
                 result = await func(*args, **kwargs)
                 spent = actual(result) if actual is not None else _usage_cost(result)
                 if spent is not None:

@@ -87,7 +87,7 @@ class Reservation:
     A reservation left open keeps its estimate, which is the safe side.
     """
 
-    __slots__ = ("_amounts", "_limiter", "_mark", "_state", "cost", "waited")
+    __slots__ = ("_amounts", "_limiter", "_mark", "_state", "_wired", "cost", "waited")
 
     def __init__(
         self,
@@ -101,6 +101,7 @@ class Reservation:
         self._amounts = amounts
         self._mark = mark
         self._state = _OPEN
+        self._wired = False
         #: The cost that was reserved.
         self.cost = cost
         #: Seconds this reservation waited in line.
@@ -131,6 +132,21 @@ class Reservation:
         limiter._settled += 1
         if limiter._waiting:
             limiter._wake_head()
+
+    def sent(self) -> None:
+        """Say that the call is leaving for the server now (after any wait of its own).
+
+        `wrap`'s transport and the decorator call it. It lets a server snapshot be
+        discounted by calls that were granted before the snapshot but sent after it
+        (see `Bucket.wire`). Calling it more than once, or after closing, does nothing.
+        """
+        if self._state != _OPEN or self._wired:
+            return
+        self._wired = True
+        limiter = self._limiter
+        bucket = limiter._bucket
+        assert bucket is not None and limiter._clock is not None
+        bucket.wire(self._amounts, limiter._clock())
 
     def release(self) -> None:
         """Give the whole reservation back: the call it was for was never sent.
@@ -370,8 +386,9 @@ class RateLimiter:
 
         Say what the snapshot already counts: with ``reservation``, everything up to
         that call's grant (the server took it on admission); with ``since``, everything
-        granted here up to that clock time (the server took it when it answered);
-        with neither, everything granted so far. Only the organisation-level triplets
+        sent from here by that clock time (the server took it when it answered; calls
+        are counted as sent by `Reservation.sent`, or when granted if nothing ever says
+        so); with neither, everything granted so far. Only the organisation-level triplets
         and the project-token triplet are used (both are enforced; the lower wins).
         Returns the names of the dimensions that were corrected.
         """
@@ -394,7 +411,9 @@ class RateLimiter:
         if reservation is not None:
             mark: Mark | None = reservation.mark
         elif since is not None:
-            mark = bucket.mark_at(since)
+            # Discount what was sent after ``since``, or granted and not yet sent then;
+            # without any send recorded (no transport), what was granted after it.
+            mark = bucket.sent_at(since) or bucket.mark_at(since)
         else:
             mark = None
         now = self._now()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 from collections.abc import AsyncIterator, Callable
 from types import ModuleType
@@ -126,6 +127,8 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
         self.snapshot_at = snapshot_at
         self.max_in_flight = max_in_flight
         self._slots: anyio.Semaphore | None = None
+        # The quickest recent round trip net of the server's time (see `_produced_at`).
+        self._quickest_trip = math.inf
         self._clock = clock
         # The client's own credentials, by key, so each is redacted once.
         self._credentials: dict[str, Credential] = {}
@@ -205,9 +208,14 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
         if slots is None and self.max_in_flight is not None:
             slots = self._slots = anyio.Semaphore(self.max_in_flight)
         if slots is not None:
-            await slots.acquire()
+            try:
+                await slots.acquire()
+            except BaseException:
+                reservation.release()  # cancelled in line: never sent
+                raise
         try:
             sent_at = limiter.clock()
+            reservation.sent()
             try:
                 response = await self._inner.handle_async_request(outgoing)
             except Exception as error:
@@ -258,7 +266,7 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
             await response.aread()
             self._settle(attempt, reservation, _usage_of(response.content))
         if not snapshot.is_empty:
-            self._observe(attempt, reservation, _produced_at(response, sent_at, answered_at))
+            self._observe(attempt, reservation, self._produced_at(response, sent_at, answered_at))
         if status >= 400:
             return await self._after_error_status(attempt, reservation, response, replayable)
         # Successes reach the strategy too, so that it can learn (AIMD recovery).
@@ -291,6 +299,30 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
             await response.aclose()
             raise decision.error
         return response
+
+    def _produced_at(self, response: Any, sent_at: float, answered_at: float) -> float:
+        """When the server took the snapshot in ``response``'s headers, on our clock.
+
+        What the call took beyond the server's own time (``openai-processing-ms``) was
+        spent on the way there and back. The way back is the network's alone, and the
+        quickest trips seen lately measure it; the rest of a long trip was spent before
+        the server saw the call (a connection pool's queue, a busy event loop). So the
+        snapshot is placed half the quickest trip before the answer arrived, never
+        earlier than halfway. Calls *sent* before it are in its numbers, and calls sent
+        after it, or granted and still waiting to be sent, are not (`Reservation.sent`).
+        Without the header, the answer's arrival is used.
+        """
+        processing = response.headers.get("openai-processing-ms")
+        try:
+            server_seconds = float(processing) / 1000.0 if processing is not None else None
+        except ValueError:
+            server_seconds = None
+        if server_seconds is None or not server_seconds >= 0:
+            return answered_at
+        trip = max(0.0, (answered_at - sent_at) - server_seconds)
+        # The floor creeps up 1 % per answer, so that it follows a network that slows.
+        floor = self._quickest_trip = min(self._quickest_trip * 1.01, trip)
+        return answered_at - min(trip, floor) / 2
 
     async def _retrying(
         self, attempt: Attempt, decision: Decision | None, replayable: bool
@@ -465,27 +497,6 @@ def _rebase(url: Any, base_url: str, module: ModuleType) -> Any:
             break
     joined = base.path.rstrip("/") + path
     return url.copy_with(scheme=base.scheme, host=base.host, port=base.port, path=joined)
-
-
-def _produced_at(response: Any, sent_at: float, answered_at: float) -> float:
-    """When the server took the snapshot in ``response``'s headers, on our clock.
-
-    Calls granted here before that moment are (nearly all) in its numbers; later ones
-    are not. What the call took beyond the server's own time (``openai-processing-ms``)
-    was spent on the way there and back, client-side queueing included; the snapshot
-    is placed halfway, the estimate that errs least either way when the trip is long
-    (a busy client, a full connection pool). Without the header, the answer's arrival
-    is used.
-    """
-    processing = response.headers.get("openai-processing-ms")
-    try:
-        server_seconds = float(processing) / 1000.0 if processing is not None else None
-    except ValueError:
-        server_seconds = None
-    if server_seconds is None or not server_seconds >= 0:
-        return answered_at
-    trip = max(0.0, (answered_at - sent_at) - server_seconds)
-    return answered_at - trip / 2
 
 
 def _creates_batch(request: Any) -> bool:

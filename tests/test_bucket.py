@@ -288,3 +288,14 @@ def test_quantized_enforcement_is_learned_from_the_reset_header() -> None:
     bucket = make(rpm=500, tpm=1_000_000)
     bucket.observe("requests", now=0.0, limit=500, remaining=499, window=60.0, reset=0.12)
     assert bucket.dimensions[0].capacity == 500
+
+
+def test_sent_at_reads_what_had_left_by_then() -> None:
+    bucket = Bucket([Dimension("tokens/min", "tokens", 6_000, 60.0)], 0.0)
+    assert bucket.sent_at(10.0) is None  # nothing recorded: callers fall back to grants
+    bucket.wire((100.0,), 1.0)
+    bucket.wire((50.0,), 3.0)
+    assert bucket.sent_at(0.5) == (0.0,)
+    assert bucket.sent_at(1.0) == (100.0,)
+    assert bucket.sent_at(2.0) == (100.0,)
+    assert bucket.sent_at(9.0) == (150.0,)

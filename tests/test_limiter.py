@@ -278,6 +278,38 @@ async def test_observe_discounts_calls_sent_after_the_snapshot() -> None:
     assert limiter.statistics().limits["tokens/min"] == 20_000.0
 
 
+async def test_a_snapshot_is_discounted_by_calls_granted_before_it_but_sent_after() -> None:
+    # Ten calls granted at once; five leave at once, five wait (behind a cap on calls in
+    # flight, say) and leave two seconds later. A snapshot taken at one second counts
+    # only the first five: the other five are still to come on top of its figure.
+    limiter = RateLimiter(Limits(tpm=10_000))
+    reservations = [await limiter.acquire(Cost(tokens=100)) for _ in range(10)]
+    start = trio.current_time()
+    for reservation in reservations[:5]:
+        reservation.sent()
+    await trio.sleep(2)
+    for reservation in reservations[5:]:
+        reservation.sent()
+        reservation.sent()  # a second call changes nothing
+    limiter.observe("tokens", remaining=9_000, window=60, since=start + 1)
+    level = limiter.statistics().levels["tokens/min"]
+    # 9,000 left at the snapshot, minus the 500 sent after it (plus two seconds of refill
+    # at 10,000 a minute, which the bucket's own view caps anyway).
+    assert level == pytest.approx(9_000 - 500)
+
+
+async def test_without_sends_recorded_a_snapshot_is_discounted_by_later_grants() -> None:
+    limiter = RateLimiter(Limits(tpm=10_000))
+    for _ in range(5):
+        await limiter.acquire(Cost(tokens=100))
+    start = trio.current_time()
+    await trio.sleep(2)
+    for _ in range(5):
+        await limiter.acquire(Cost(tokens=100))
+    limiter.observe("tokens", remaining=9_000, window=60, since=start + 1)
+    assert limiter.statistics().levels["tokens/min"] == pytest.approx(9_000 - 500)
+
+
 async def test_cancelled_waiters_leave_no_trace() -> None:
     """10,000 waiters cancelled at random moments: the bucket ends exactly where it
     would be had they never come, and the survivors are served in order."""

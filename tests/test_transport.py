@@ -591,3 +591,22 @@ async def test_inference_calls_are_still_retried_after_a_5xx() -> None:
     client, _ = client_for(server, strategy=_RetryAll())
     await chat(client)
     assert len(server.requests) == 2
+
+
+def test_a_snapshot_is_placed_by_the_quickest_recent_trip() -> None:
+    transport = RateLimitedTransport(
+        httpx2.MockTransport(lambda request: httpx2.Response(200)), limits=Limits(rpm=60)
+    )
+
+    def answer(processing_ms: str | None) -> httpx2.Response:
+        headers = {} if processing_ms is None else {"openai-processing-ms": processing_ms}
+        return httpx2.Response(200, headers=headers)
+
+    # A quick call: 200 ms there and back, the snapshot halfway.
+    assert transport._produced_at(answer("50"), 10.0, 10.25) == pytest.approx(10.15)
+    # A call that queued here for two seconds before it left: the way back is still the
+    # network's 100 ms, so the snapshot is near the answer, not a second before it.
+    assert transport._produced_at(answer("50"), 20.0, 22.05) == pytest.approx(22.05 - 0.101)
+    # No server time: the answer's arrival.
+    assert transport._produced_at(answer(None), 30.0, 31.0) == 31.0
+    assert transport._produced_at(answer("soon"), 30.0, 31.0) == 31.0

@@ -276,6 +276,10 @@ class RedisReservation(Reservation):
         #: When the capacity became usable, in Redis's time.
         self.granted_at = granted_at
 
+    def sent(self) -> None:
+        # Redis's grant history is by grant time (a known limit: docs/distributed.md).
+        return None
+
     def settle(self, actual: Cost) -> None:
         if self._state != 0:
             raise ReservationError("reservation already closed")
