@@ -29,7 +29,7 @@ import openai
 from ._cost import BatchCost, ModelUsage, PriceTable
 from ._journal import Journal
 from ._poll import PollPolicy
-from ._runner import BatchStatistics, Checkpoint, Runner, open_runner
+from ._runner import BatchStatistics, Checkpoint, open_runner
 from ._types import BatchJob, BatchLimits, BatchResult, JobStatus
 
 __all__ = ["cancel", "cost", "results", "run", "status", "submit"]
@@ -40,35 +40,6 @@ JobRef = BatchJob | str | os.PathLike[str]
 
 def _path(job: JobRef) -> Path:
     return job.journal if isinstance(job, BatchJob) else Path(job)
-
-
-async def _runner(
-    client: openai.AsyncOpenAI | None,
-    journal: JobRef,
-    *,
-    limits: BatchLimits | None = None,
-    poll: PollPolicy | None = None,
-    sleep: Callable[[float], Awaitable[None]] | None = None,
-    delete_files: bool = True,
-    metadata: Mapping[str, str] | None = None,
-    checkpoint: Checkpoint | None = None,
-    statistics: BatchStatistics | None = None,
-    spool_dir: str | os.PathLike[str] | None = None,
-    retry_backoff: float = 1.0,
-) -> Runner:
-    return await open_runner(
-        client,
-        _path(journal),
-        limits=limits,
-        poll=poll,
-        sleep=sleep,
-        delete_files=delete_files,
-        metadata=metadata,
-        checkpoint=checkpoint,
-        statistics=statistics,
-        spool_dir=spool_dir,
-        retry_backoff=retry_backoff,
-    )
 
 
 async def run(
@@ -109,7 +80,7 @@ async def run(
     :raises BatchFailedError: a batch failed validation (its lines stay pending).
     :raises JournalLockedError: another process drives this journal.
     """
-    runner = await _runner(
+    runner = await open_runner(
         client,
         journal,
         limits=limits,
@@ -153,7 +124,7 @@ async def submit(
     The rest (waiting, collecting, resubmitting, batches the budget held back) is done
     by `results`, from this or any other process.
     """
-    runner = await _runner(
+    runner = await open_runner(
         client,
         journal,
         limits=limits,
@@ -213,7 +184,7 @@ async def results(
         return
     if client is None:
         raise TypeError("results(wait=True) needs a client")
-    runner = await _runner(
+    runner = await open_runner(
         client,
         job,
         limits=limits,
@@ -246,7 +217,7 @@ async def status(client: openai.AsyncOpenAI | None, job: JobRef) -> JobStatus:
     It only reads and records the batches' status and counts; it never collects or
     submits, so it is safe while another process drives the job.
     """
-    runner = await _runner(client, job)
+    runner = await open_runner(client, job)
     try:
         if client is not None:
             await runner.refresh()
@@ -272,7 +243,7 @@ async def cancel(
     journal resumes them). If another process is driving the job, the batches are
     cancelled and the flag set, and that process collects the partial output.
     """
-    runner = await _runner(
+    runner = await open_runner(
         client,
         job,
         poll=poll,

@@ -670,7 +670,7 @@ async def _aiter(items: Iterable[object] | AsyncIterable[object]) -> AsyncIterat
 
 async def open_runner(
     client: openai.AsyncOpenAI | None,
-    journal: str | os.PathLike[str],
+    journal: BatchJob | str | os.PathLike[str],
     *,
     limits: BatchLimits | None = None,
     poll: PollPolicy | None = None,
@@ -683,8 +683,9 @@ async def open_runner(
     list_pages: int = 10,
     retry_backoff: float = 1.0,
 ) -> Runner:
-    """Open the journal (in a worker thread) and build a `Runner` over it."""
-    opened = await anyio.to_thread.run_sync(Journal, journal)
+    """Open the journal (of ``journal``, a job or a path) and build a `Runner` over it."""
+    path = journal.journal if isinstance(journal, BatchJob) else journal
+    opened = await anyio.to_thread.run_sync(Journal, path)
     return Runner(
         client,
         opened,
