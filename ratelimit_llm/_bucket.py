@@ -143,11 +143,10 @@ class Bucket:
         safe side).
         """
         history = self._history
-        for granted_at, sent_after in reversed(history):
-            if granted_at <= when:
-                return sent_after
+        if not history:
+            return tuple(self._sent)
         # Everything recorded is later than ``when``: the oldest record is the nearest.
-        return history[0][1] if history else tuple(self._sent)
+        return _latest_by(history, when, history[0][1])
 
     def wire(self, amounts: Sequence[float], now: float) -> None:
         """Record that a call granted ``amounts`` left for the server at ``now``.
@@ -172,10 +171,9 @@ class Bucket:
         history = self._wire_history
         if not history:
             return None
-        for wired_at, wired in reversed(history):
-            if wired_at <= when:
-                return wired
-        return (0.0,) * len(self._wired) if len(history) < _HISTORY_GRANTS else history[0][1]
+        # Earlier than every send recorded: nothing had left, unless records were dropped.
+        before_all = (0.0,) * len(self._wired) if len(history) < _HISTORY_GRANTS else history[0][1]
+        return _latest_by(history, when, before_all)
 
     def check_fits(self, amounts: Sequence[float]) -> None:
         """Raise `CapacityExceededError` if some amount could never be granted."""
@@ -447,3 +445,11 @@ class Bucket:
             if self._dimensions[i].window == 60.0:
                 return i
         return None
+
+
+def _latest_by(history: deque[tuple[float, Mark]], when: float, before_all: Mark) -> Mark:
+    """The totals of the last record at or before ``when`` (newest first: ``when`` is recent)."""
+    for at, totals in reversed(history):
+        if at <= when:
+            return totals
+    return before_all
