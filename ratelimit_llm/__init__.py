@@ -27,7 +27,8 @@ from ._exceptions import (
     WouldBlock,
 )
 from ._headers import DimensionSnapshot, RateLimitSnapshot, parse_rate_limit_headers
-from ._limiter import LimiterStatistics, RateLimiter, Reservation
+from ._interface import Limiter, Reservation
+from ._limiter import LimiterStatistics, RateLimiter
 from ._pool import LimiterPool
 from ._strategy import Attempt, Decision, Strategy, compose
 from ._telemetry import Event, RouteStatistics, Telemetry
@@ -61,6 +62,7 @@ __all__ = [
     "Event",
     "FixedDelay",
     "KeyRotation",
+    "Limiter",
     "LimiterPool",
     "LimiterStatistics",
     "Limits",

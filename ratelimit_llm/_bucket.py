@@ -2,16 +2,37 @@
 
 Nothing here reads a clock or awaits anything: every method takes ``now`` (seconds on any
 monotonic scale) and answers at once. That keeps the arithmetic testable in virtual time
-and lets the async limiter (and, later, other backends) decide how to wait.
+and lets the async limiter (and other backends) decide how to wait.
 
 Model, per dimension (see ``docs/concepts.md``)::
 
-    level(now) = min(capacity, level(then) + rate * (now - then))
+    level(now) = min(depth, level(then) + pace * (now - then))
 
 A call is granted only when every dimension has room for its amount, and then it takes
 from all of them together. A level may go below zero when a settled call turns out to
 have cost more than was reserved: that debt is repaid by refill before anyone else is
 served, which is how the server sees it too.
+
+What the account is *stated* to allow (by the user, or by the server's headers) is kept
+apart from what the limiter only *infers*:
+
+* ``capacity`` (stated) is the largest amount one call may take: a call above it fails at
+  once (`CapacityExceededError`).
+* ``depth`` (inferred) is how much may be spent at once: the slow-start allowance until
+  the server has shown the bucket's depth, the depth its headers reveal (a server that
+  enforces a minute's limit per second), or a depth halved after a refusal. A call
+  between the two is not refused: it is granted when the bucket is full at its depth,
+  going into debt, and the server's answer then confirms or corrects the estimate.
+* ``pace`` (inferred) is the refill rate in force, the stated rate unless a refusal
+  from a server without limit headers taught a lower one.
+
+So an estimate lowers the pace and the burst, never the largest request let through.
+
+Slow start: a dimension whose depth is unknown (``Dimension.opening``) starts at its
+opening allowance and its refill waits for the first answer (at most
+`FIRST_ANSWER_GRACE` after the first grant): before that moment the server may not even
+have seen the first request, and refilling here while its bucket sits full there is what
+let the first second overshoot.
 
 Why this is hand-written: ``aiolimiter`` holds one dimension and cannot refund, resize or
 take corrections from the server, and no maintained library offers all of that over
@@ -28,11 +49,17 @@ from collections.abc import Callable, Sequence
 from ._exceptions import CapacityExceededError
 from ._types import Cost, Dimension
 
-__all__ = ["Bucket", "Mark"]
+__all__ = ["FIRST_ANSWER_GRACE", "Bucket", "Mark"]
 
 #: A snapshot of how much had been sent per dimension when a reservation was taken. It
 #: lets a later header snapshot be discounted by what was sent after it (see `observe`).
 Mark = tuple[float, ...]
+
+#: While a bucket slow-starts, its refill waits for the first answer, or this many
+#: seconds after the first grant if no answer comes sooner (a caller that never reports
+#: an answer must not wait for ever). One second: the opening allowance is one second's
+#: worth, so a server that admitted it has refilled it by then.
+FIRST_ANSWER_GRACE = 1.0
 
 # How many grants `mark_at` remembers: at a thousand calls a second, the last 16 s,
 # while a snapshot is at most one response's round trip old.
@@ -41,6 +68,9 @@ _HISTORY_GRANTS = 16_384
 # Levels and amounts are floats refilled by multiplication, so "exactly enough" can come
 # out a hair short; a relative tolerance keeps that from costing a spurious timer round.
 _EPSILON = 1e-9
+
+# A reported remaining this close to the stated capacity shows the whole depth.
+_NEAR_FULL = 0.9
 
 
 class Bucket:
@@ -59,13 +89,20 @@ class Bucket:
     __slots__ = (
         "_anchors",
         "_capacity",
+        "_depth",
         "_dimensions",
         "_history",
         "_levels",
         "_metrics",
+        "_opening",
+        "_paces",
+        "_probe",
+        "_probe_mark",
+        "_probing",
         "_rates",
         "_read_plain",
         "_refunded",
+        "_resume_at",
         "_sent",
         "_spent",
         "_updated",
@@ -79,6 +116,8 @@ class Bucket:
         names = [d.name for d in dimensions]
         if len(set(names)) != len(names):
             raise ValueError(f"dimension names must be unique, got {names}")
+        if isinstance(fill, bool) or not isinstance(fill, int | float):
+            raise TypeError(f"fill must be a number, got {type(fill).__name__}")
         if not (0.0 <= fill <= 1.0):
             raise ValueError(f"fill must be between 0 and 1, got {fill!r}")
         self._dimensions: tuple[Dimension, ...] = tuple(dimensions)
@@ -90,8 +129,21 @@ class Bucket:
         if plain and len(self._metrics) > 1:
             self._read_plain = operator.attrgetter(*self._metrics)
         self._rates = [d.rate for d in dimensions]
+        # The limit each refills at (its stated limit unless `set_pace` lowered it); kept
+        # as given, so that reading it back involves no rounding.
+        self._paces = [d.limit for d in dimensions]
         self._capacity = [d.capacity for d in dimensions]
-        self._levels = [d.capacity * fill for d in dimensions]
+        self._opening = [d.opening or 0.0 for d in dimensions]
+        self._probing = [d.opening is not None for d in dimensions]
+        self._depth = [d.capacity if d.opening is None else d.opening for d in dimensions]
+        self._levels = [depth * fill for depth in self._depth]
+        # Slow start's last probe per dimension (how much deeper it let the bucket go)
+        # and `_sent` when it was made: only calls granted after it can confirm it.
+        self._probe = [0.0] * len(dimensions)
+        self._probe_mark = [0.0] * len(dimensions)
+        # Slow start holds refill from the first grant until the first answer; `None`
+        # until that grant, `-inf` once refill runs freely (see `resume_refill`).
+        self._resume_at: float | None = None if any(self._probing) else -math.inf
         # Running totals per dimension: taken (estimates), given back, and spent as
         # reported by settles. `_sent` also serves as the mark that discounts headers.
         self._sent = [0.0] * len(dimensions)
@@ -112,7 +164,7 @@ class Bucket:
 
     @property
     def dimensions(self) -> tuple[Dimension, ...]:
-        """The dimensions, with their current (possibly server-adjusted) limits."""
+        """The dimensions, with their current stated limits (the server's, once it said)."""
         return self._dimensions
 
     def amounts(self, cost: Cost) -> tuple[float, ...]:
@@ -125,6 +177,18 @@ class Bucket:
         """How much each dimension holds at ``now`` (negative while in debt)."""
         self._refill(now)
         return tuple(self._levels)
+
+    def depths(self) -> tuple[float, ...]:
+        """How much each dimension lets be spent at once now (at most its capacity)."""
+        return tuple(self._depth)
+
+    def paces(self) -> tuple[float, ...]:
+        """The limit each dimension refills at now (its stated limit unless cut)."""
+        return tuple(self._paces)
+
+    def probing(self) -> tuple[bool, ...]:
+        """Which dimensions still slow-start (their depth not yet shown by the server)."""
+        return tuple(self._probing)
 
     def totals(self) -> tuple[Mark, Mark, Mark]:
         """Running totals per dimension: (taken, given back, spent according to settles)."""
@@ -176,10 +240,17 @@ class Bucket:
         return _latest_by(history, when, before_all)
 
     def check_fits(self, amounts: Sequence[float]) -> None:
-        """Raise `CapacityExceededError` if some amount could never be granted."""
+        """Raise `CapacityExceededError` if some amount is above its stated capacity."""
         for amount, capacity, dim in zip(amounts, self._capacity, self._dimensions, strict=True):
             if amount > capacity * (1 + _EPSILON):
                 raise CapacityExceededError(dim.name, amount, capacity)
+
+    def fits(self, amounts: Sequence[float]) -> bool:
+        """Whether every amount is within its stated capacity (see `check_fits`)."""
+        return all(
+            amount <= capacity * (1 + _EPSILON)
+            for amount, capacity in zip(amounts, self._capacity, strict=True)
+        )
 
     def delay(self, amounts: Sequence[float], now: float, *, within_capacity: bool = True) -> float:
         """Seconds from ``now`` until every dimension has room for ``amounts``.
@@ -189,38 +260,62 @@ class Bucket:
         long refill takes to produce them (a backlog served piece by piece).
         """
         self._refill(now)
+        paused = self._resume_at
+        hold = paused - now if paused is not None and paused > now else 0.0
         wait = 0.0
-        for amount, level, rate, capacity in zip(
-            amounts, self._levels, self._rates, self._capacity, strict=True
+        for amount, level, rate, capacity, depth in zip(
+            amounts, self._levels, self._rates, self._capacity, self._depth, strict=True
         ):
-            if within_capacity and amount > capacity * (1 + _EPSILON):
-                return math.inf
+            if within_capacity:
+                if amount > capacity * (1 + _EPSILON):
+                    return math.inf
+                # Above the inferred depth, a full bucket is room enough (see `try_take`).
+                if amount > depth:
+                    amount = depth
             short = amount - level
             if short > _EPSILON * max(1.0, amount):
-                wait = max(wait, short / rate)
+                wait = max(wait, hold + short / rate)
         return wait
 
     # -- changing ------------------------------------------------------------------------
 
     def try_take(self, amounts: Sequence[float], now: float) -> bool:
-        """Take ``amounts`` from every dimension if all have room; report whether it did."""
+        """Take ``amounts`` from every dimension if all have room; report whether it did.
+
+        Room means a level of at least the amount, or, for an amount above the
+        dimension's inferred depth (but within its stated capacity), a full bucket: the
+        call goes, the level goes into debt, and the answer tells whether the depth was
+        underestimated. Amounts above the stated capacity are never taken.
+        """
         # Refill, check and take in one pass (this runs on every call). A refusal leaves
         # the state untouched, which is still exact: refill is a function of elapsed time.
-        elapsed = now - self._updated
+        start = self._updated
+        resume = self._resume_at
+        if resume is not None and resume > start:
+            start = resume
+        elapsed = now - start
         if elapsed < 0:
             elapsed = 0.0
-        levels, rates, capacity = self._levels, self._rates, self._capacity
+        levels, rates, depth = self._levels, self._rates, self._depth
         after = []
         for i, amount in enumerate(amounts):
             level = levels[i] + rates[i] * elapsed
-            if level > capacity[i]:
-                level = capacity[i]
-            if amount > level and amount - level > _EPSILON * (amount if amount > 1.0 else 1.0):
+            if level > depth[i]:
+                level = depth[i]
+            need = amount
+            if need > depth[i]:
+                if need > self._capacity[i] * (1 + _EPSILON):
+                    return False
+                need = depth[i]
+            if need > level and need - level > _EPSILON * (need if need > 1.0 else 1.0):
                 return False
             after.append(level - amount)
         self._levels = after
-        if elapsed:
+        if now > self._updated:
             self._updated = now
+        if resume is None:
+            # The first grant of a slow-starting bucket: refill waits for an answer.
+            self._resume_at = now + FIRST_ANSWER_GRACE
         sent = self._sent
         for i, amount in enumerate(amounts):
             sent[i] += amount
@@ -236,16 +331,23 @@ class Bucket:
         self._history.append((now, mark))
         return mark
 
+    def resume_refill(self, now: float) -> None:
+        """An answer came: from ``now`` on, refill runs (it may have waited; see module)."""
+        resume = self._resume_at
+        if resume is not None and resume > now:
+            self._refill(now)
+            self._resume_at = now
+
     def give_back(self, amounts: Sequence[float], now: float) -> None:
         """Return ``amounts`` that were taken but not spent (a refund).
 
-        A level never rises above capacity, so taking and then giving back leaves the
+        A level never rises above its depth, so taking and then giving back leaves the
         bucket exactly where it would be had the take never happened.
         """
         self._refill(now)
-        levels, capacity, refunded, sent = self._levels, self._capacity, self._refunded, self._sent
+        levels, depth, refunded, sent = self._levels, self._depth, self._refunded, self._sent
         for i, amount in enumerate(amounts):
-            levels[i] = min(capacity[i], levels[i] + amount)
+            levels[i] = min(depth[i], levels[i] + amount)
             refunded[i] += amount
             # Never sent, so not "sent after" any snapshot either.
             sent[i] -= amount
@@ -257,20 +359,16 @@ class Bucket:
         is debited even if that puts a level in debt. A refund never lifts a level above
         the server's last reported figure projected to ``now`` (its remaining, plus
         refill since, minus what was sent since): a server that does not refund unused
-        output itself would otherwise be overrun until its next headers arrive.
+        output itself would otherwise be overrun until its next headers arrive. A settle
+        is an answer, so it also ends slow start's wait for refill (`resume_refill`).
         """
-        elapsed = now - self._updated
-        if elapsed < 0:
-            elapsed = 0.0
-        else:
-            self._updated = now
-        levels, rates, capacity = self._levels, self._rates, self._capacity
+        self.resume_refill(now)
+        self._refill(now)
+        levels, rates, depth = self._levels, self._rates, self._depth
         refunded, spent, anchors = self._refunded, self._spent, self._anchors
         for i, cost in enumerate(actual):
             unspent = reserved[i] - cost
-            level = levels[i] + rates[i] * elapsed
-            if level > capacity[i]:
-                level = capacity[i]
+            level = levels[i]
             if unspent > 0:
                 refunded[i] += unspent
                 raised = level + unspent
@@ -283,7 +381,7 @@ class Bucket:
                 level = raised
             else:
                 level += unspent
-            levels[i] = capacity[i] if level > capacity[i] else level
+            levels[i] = depth[i] if level > depth[i] else level
             spent[i] += cost
 
     def observe(
@@ -300,30 +398,50 @@ class Bucket:
     ) -> str | None:
         """Correct the local view from what the server reported for one dimension.
 
-        ``remaining`` lowers the level (never raises it: the snapshot is stale and other
-        calls may be in flight) to what the server had left minus what was taken here
-        after the call that produced the snapshot (``mark``, taken with `mark` when that
-        call was granted). A ``limit`` that differs from ours resizes the dimension when
-        ``resize`` is true, and so does a burst depth that differs from ours: ``reset``
-        is the time until the bucket is full, so at the dimension's refill rate it holds
-        ``remaining + reset * rate`` when full. A server that enforces a minute's limit
-        per second ("quantized") shows up that way, with a window far below a minute.
+        ``remaining`` lowers the level (the snapshot is stale and other calls may be in
+        flight) to what the server had left minus what was taken here after the call
+        that produced the snapshot (``mark``, taken with `mark` when that call was
+        granted). A ``limit`` that differs from ours resizes the dimension when
+        ``resize`` is true.
+
+        The depth: ``reset`` is the time until the server's bucket is full, so at the
+        stated rate it holds ``remaining + reset * rate`` when full; a ``remaining``
+        near the capacity shows the whole depth too. A server that enforces a minute's
+        limit per second ("quantized") shows up as a depth far below a minute's.
+        A slow-starting dimension *opens* to the depth shown (its level may then rise,
+        to the server's remaining net of later sends); an open one adopts a depth that
+        differs by more than 10 %, without a free burst.
+
         Returns the name of the dimension that was corrected, or ``None`` when no
         dimension matches.
         """
         index = self._match(metric, limit, window)
         if index is None:
             return None
+        self.resume_refill(now)
         self._refill(now)
         if resize and limit is not None and limit > 0:
             self._resize(index, limit)
-            if reset is not None and remaining is not None and reset > 0 and remaining < limit:
-                self._learn_capacity(index, remaining + reset * self._rates[index])
-        if remaining is not None and remaining >= 0:
-            sent_after = 0.0 if mark is None else max(0.0, self._sent[index] - mark[index])
-            server_level = remaining - sent_after
-            self._levels[index] = min(self._levels[index], server_level)
-            self._anchors[index] = (server_level, now, self._sent[index])
+        if remaining is None or remaining < 0:
+            return self._dimensions[index].name
+        sent_after = 0.0 if mark is None else max(0.0, self._sent[index] - mark[index])
+        server_level = remaining - sent_after
+        shown = self._shown_depth(index, limit, remaining, reset)
+        if self._probing[index]:
+            if shown is not None:
+                self._probing[index] = False
+                self._depth[index] = shown
+                # Open: the server's word, net of what left since, is the level now.
+                self._levels[index] = min(shown, server_level)
+            else:
+                # Only a lower bound on the depth: the server holds at least this much.
+                self._depth[index] = min(self._capacity[index], max(self._depth[index], remaining))
+                self._levels[index] = min(self._levels[index], server_level)
+        else:
+            if shown is not None and abs(shown - self._depth[index]) > 0.1 * self._depth[index]:
+                self._depth[index] = shown
+            self._levels[index] = min(self._levels[index], self._depth[index], server_level)
+        self._anchors[index] = (server_level, now, self._sent[index])
         return self._dimensions[index].name
 
     def hold(
@@ -339,31 +457,106 @@ class Bucket:
         This is what a server means by "try again in X": the request fits in X seconds,
         not sooner. Dimensions counting ``metric`` (all of them when ``None``) are lowered
         so that their level reaches ``amounts`` (zero where not given) only after
-        ``seconds``. Like `observe`, it never raises a level.
+        ``seconds``. Like `observe`, it never raises a level. A refusal is an answer, so
+        it also ends slow start's wait for refill.
         """
         if not seconds > 0 or math.isinf(seconds):
             return
+        self.resume_refill(now)
         self._refill(now)
         for i, rate in enumerate(self._rates):
             if metric is None or self._metrics[i] == metric:
                 amount = amounts[i] if i < len(amounts) else 0.0
+                amount = min(amount, self._depth[i])
                 self._levels[i] = min(self._levels[i], amount - rate * seconds)
 
-    def set_level(self, name: str, level: float, now: float) -> None:
-        """Put dimension ``name`` at ``level`` (at most its capacity; below zero is debt).
+    def grow(
+        self, amounts: Sequence[float], mark: Mark, now: float, *, factor: float = 2.0
+    ) -> tuple[str, ...]:
+        """A call of ``amounts`` (granted at ``mark``) was answered without refusal.
 
-        For strategies that change a limit and want to choose what that does to the
-        present (see `AdaptiveBackoff`); ordinary corrections go through `observe`.
+        For a server whose headers never show the depth, slow start probes it the way
+        TCP's slow start probes a network: one round trip at a time. A call granted
+        after the last probe coming back unrefused means that probe was taken: every
+        still-probing dimension may then spend more at once, by one call's amount the
+        first time and ``factor`` times the previous probe after that (its depth and its
+        level grow together, up to the stated capacity, which ends probing). What was
+        granted beyond refill never exceeds the capacity, so a server whose bucket is
+        as deep as stated refuses nothing; one that is shallower refuses at most the
+        last probe (see `fall_back`). Returns the names of the dimensions that grew.
+        """
+        self.resume_refill(now)
+        self._refill(now)
+        grown = []
+        for i, amount in enumerate(amounts):
+            if not self._probing[i] or amount <= 0 or mark[i] <= self._probe_mark[i]:
+                continue
+            step = max(amount, self._probe[i] * factor)
+            depth = min(self._capacity[i], self._depth[i] + step)
+            self._levels[i] = min(depth, self._levels[i] + depth - self._depth[i])
+            self._probe[i] = depth - self._depth[i]
+            self._depth[i] = depth
+            self._probe_mark[i] = self._sent[i]
+            if depth >= self._capacity[i]:
+                self._probing[i] = False
+            grown.append(self._dimensions[i].name)
+        return tuple(grown)
+
+    def fall_back(self, now: float, *, metric: str | None = None) -> tuple[str, ...]:
+        """A refusal while probing: the last probe was too deep; stop probing.
+
+        Dimensions counting ``metric`` (all when ``None``) that still slow-start give the
+        last probe back (the server's depth lies below it) and stop probing. Returns the
+        names of those that fell back.
+        """
+        self.resume_refill(now)
+        self._refill(now)
+        fell = []
+        for i, metric_i in enumerate(self._metrics):
+            if not self._probing[i] or (metric is not None and metric_i != metric):
+                continue
+            self._probing[i] = False
+            self._depth[i] = max(self._opening[i], self._depth[i] - self._probe[i])
+            self._levels[i] = min(self._levels[i], self._depth[i])
+            fell.append(self._dimensions[i].name)
+        return tuple(fell)
+
+    def set_level(self, name: str, level: float, now: float) -> None:
+        """Put dimension ``name`` at ``level`` (at most its depth; below zero is debt).
+
+        For callers that change a limit and want to choose what that does to the
+        present; ordinary corrections go through `observe`.
         """
         index = self._index(name)
         self._refill(now)
-        self._levels[index] = min(level, self._capacity[index])
+        self._levels[index] = min(level, self._depth[index])
 
     def resize(self, name: str, limit: float, now: float) -> None:
-        """Give dimension ``name`` a new limit, keeping what has been used of it."""
+        """Give dimension ``name`` a new stated limit, keeping what has been used of it."""
         index = self._index(name)
         self._refill(now)
         self._resize(index, limit)
+
+    def set_pace(self, name: str, limit: float, now: float, *, amount: float = 0.0) -> None:
+        """Refill dimension ``name`` as if its limit were ``limit`` (an inferred limit).
+
+        The stated limit and capacity stay: a pace learned from refusals slows the
+        bucket, it never refuses a call that the stated limit admits. Where ``amount``
+        does not fit now, the level becomes the one from which it fits after the same
+        wait at the new pace (an earlier `hold` stays exact); where it fits, the level
+        stays, so that recovering gives no free burst either. At most the stated limit.
+        """
+        index = self._index(name)
+        self._refill(now)
+        dim = self._dimensions[index]
+        limit = min(limit, dim.limit)
+        old_rate, new_rate = self._rates[index], limit / dim.window
+        amount = min(amount, self._depth[index])
+        level = self._levels[index]
+        if level < amount:
+            self._levels[index] = amount - (amount - level) * new_rate / old_rate
+        self._rates[index] = new_rate
+        self._paces[index] = limit
 
     def _index(self, name: str) -> int:
         for index, dim in enumerate(self._dimensions):
@@ -374,15 +567,21 @@ class Bucket:
     # -- internals -----------------------------------------------------------------------
 
     def _refill(self, now: float) -> None:
-        elapsed = now - self._updated
+        start = self._updated
+        resume = self._resume_at
+        if resume is not None and resume > start:
+            start = resume
+        if now > self._updated:
+            self._updated = now
+        elapsed = now - start
         if elapsed <= 0:
-            # A clock that stands still (or steps back) must not drain the bucket.
+            # A clock that stands still (or steps back) must not drain the bucket, and
+            # slow start's wait for an answer refills nothing.
             return
-        self._updated = now
-        levels, rates, capacity = self._levels, self._rates, self._capacity
+        levels, rates, depth = self._levels, self._rates, self._depth
         for i in range(len(levels)):
             level = levels[i] + rates[i] * elapsed
-            levels[i] = capacity[i] if level > capacity[i] else level
+            levels[i] = depth[i] if level > depth[i] else level
 
     def _resize(self, index: int, limit: float) -> None:
         old = self._dimensions[index]
@@ -392,23 +591,31 @@ class Bucket:
         dims = list(self._dimensions)
         dims[index] = new
         self._dimensions = tuple(dims)
+        share = limit / old.limit
+        # A stated limit replaces whatever pace was inferred for the old one.
         self._rates[index] = new.rate
-        # What was used stays used: the level moves by the change in capacity.
-        self._levels[index] = min(new.capacity, self._levels[index] + new.capacity - old.capacity)
+        self._paces[index] = new.limit
         self._capacity[index] = new.capacity
+        self._opening[index] = new.opening or 0.0
+        old_depth = self._depth[index]
+        depth = min(new.capacity, old_depth * share)
+        # What was used stays used: the level moves by the change in depth.
+        self._levels[index] = min(depth, self._levels[index] + depth - old_depth)
+        self._depth[index] = depth
 
-    def _learn_capacity(self, index: int, capacity: float) -> None:
-        """Adopt a burst depth the server revealed, if it differs by more than 10 %."""
-        old = self._dimensions[index]
-        capacity = min(old.limit, capacity)
-        if capacity <= 0 or abs(capacity - old.capacity) <= 0.1 * old.capacity:
-            return
-        new = Dimension(old.name, old.metric, old.limit, old.window, capacity)
-        dims = list(self._dimensions)
-        dims[index] = new
-        self._dimensions = tuple(dims)
-        self._capacity[index] = capacity
-        self._levels[index] = min(self._levels[index], capacity)
+    def _shown_depth(
+        self, index: int, limit: float | None, remaining: float, reset: float | None
+    ) -> float | None:
+        """The depth a snapshot reveals (at most the capacity); ``None`` if it shows none."""
+        dim = self._dimensions[index]
+        capacity = self._capacity[index]
+        if reset is not None and reset > 0 and (limit is None or remaining < limit):
+            shown = remaining + reset * dim.rate
+        elif remaining >= _NEAR_FULL * capacity:
+            shown = capacity
+        else:
+            return None
+        return min(capacity, max(shown, _EPSILON))
 
     def _match(self, metric: str, limit: float | None, window: float | None) -> int | None:
         """Which dimension a server snapshot speaks of.

@@ -29,11 +29,12 @@ import anyio
 import sniffio
 
 from ._bucket import Bucket, Mark
-from ._exceptions import AcquireTimeoutError, ReservationError, WouldBlock
+from ._exceptions import AcquireTimeoutError, CapacityExceededError, ReservationError, WouldBlock
 from ._headers import RateLimitSnapshot
+from ._interface import Reservation
 from ._types import Cost, Dimension, Limits
 
-__all__ = ["LimiterStatistics", "RateLimiter", "Reservation"]
+__all__ = ["LimiterStatistics", "MemoryReservation", "RateLimiter"]
 
 Clock = Callable[[], float]
 P = ParamSpec("P")
@@ -42,7 +43,7 @@ R = TypeVar("R")
 _DEFAULT_COST = Cost(requests=1)
 
 # Waiter states.
-_WAITING, _GRANTED, _GONE = 0, 1, 2
+_WAITING, _GRANTED, _GONE, _FAILED = 0, 1, 2, 3
 # Reservation states.
 _OPEN, _SETTLED, _RELEASED = 0, 1, 2
 
@@ -77,10 +78,20 @@ class LimiterStatistics:
     levels: Mapping[str, float]
     #: The current limits per dimension (they follow the server's headers).
     limits: Mapping[str, float]
+    #: How much each dimension lets be spent at once now: the slow-start allowance,
+    #: the depth the server showed, or its capacity.
+    depths: Mapping[str, float]
+    #: The limit each dimension refills at now: its stated limit, unless refusals from
+    #: a server without limit headers taught a lower one.
+    paces: Mapping[str, float]
+    #: The dimensions still slow-starting (their depth not yet shown by the server).
+    probing: tuple[str, ...]
 
 
-class Reservation:
-    """Capacity granted to one call: settle it with the real cost, or release it.
+class MemoryReservation:
+    """A `Reservation` of the in-process `RateLimiter`.
+
+    Capacity granted to one call: settle it with the real cost, or release it.
 
     ``settle(actual)`` refunds what was reserved but not spent, or debits the excess;
     ``release()`` gives everything back and is meant for calls that were never sent.
@@ -164,13 +175,15 @@ class Reservation:
 
 
 class _Waiter:
-    __slots__ = ("amounts", "enqueued", "event", "state")
+    __slots__ = ("amounts", "enqueued", "error", "event", "state")
 
     def __init__(self, amounts: tuple[float, ...], enqueued: float) -> None:
         self.amounts = amounts
         self.enqueued = enqueued
         self.event: anyio.Event | None = None
         self.state = _WAITING
+        #: Why it was failed (a stated limit shrank below its amount).
+        self.error: BaseException | None = None
 
 
 class _Done:
@@ -208,7 +221,7 @@ class _Acquire:
             now = limiter._clock()  # type: ignore[misc]
             if bucket.try_take(amounts, now):
                 limiter._granted += 1
-                return Reservation(limiter, cost, amounts, bucket.grant_mark(now), 0.0)
+                return MemoryReservation(limiter, cost, amounts, bucket.grant_mark(now), 0.0)
         return await limiter._acquire(self._cost, self._timeout)
 
     def __aexit__(
@@ -304,6 +317,27 @@ class RateLimiter:
     def bucket(self) -> Bucket:
         """The bucket behind this limiter (made on first use)."""
         return self._bucket or self._start()
+
+    @property
+    def dimensions(self) -> tuple[Dimension, ...]:
+        """The dimensions with their stated limits (the server's, once it stated them)."""
+        bucket = self._bucket
+        return self._dimensions if bucket is None else bucket.dimensions
+
+    def paces(self) -> dict[str, float]:
+        """The limit each dimension refills at now, by name (see `set_pace`)."""
+        bucket = self._bucket
+        if bucket is None:
+            return {d.name: d.limit for d in self._dimensions}
+        return dict(zip((d.name for d in bucket.dimensions), bucket.paces(), strict=True))
+
+    def probing(self) -> tuple[str, ...]:
+        """The dimensions still slow-starting: their depth not yet shown by the server."""
+        bucket = self._bucket
+        if bucket is None:
+            return tuple(d.name for d in self._dimensions if d.opening is not None)
+        names = (d.name for d in bucket.dimensions)
+        return tuple(name for name, p in zip(names, bucket.probing(), strict=True) if p)
 
     def acquire(self, cost: Cost | None = None, *, timeout: float | None = None) -> _Acquire:
         """Wait until ``cost`` fits, take it, and return a `Reservation`.
@@ -432,9 +466,12 @@ class RateLimiter:
             for metric, limit, remaining, window, reset in readings
         ]
         if bucket.dimensions is not before:
-            # A new limit may let the head through sooner. A lowered level only delays
-            # it, and the head finds that out when its timer fires.
-            self._wake_head()
+            # A stated limit changed: waiters it can no longer serve fail at once.
+            self._fail_oversized()
+        # A new limit or an opened depth may let the head through sooner, and an answer
+        # ends slow start's wait for refill. A lowered level only delays the head, which
+        # finds that out when it looks again.
+        self._wake_head()
         return names
 
     def hold(self, seconds: float, *, metric: str | None = None, cost: Cost | None = None) -> None:
@@ -447,6 +484,7 @@ class RateLimiter:
         bucket = self._bucket or self._start()
         amounts = () if cost is None else bucket.amounts(cost)
         bucket.hold(seconds, self._now(), metric=metric, amounts=amounts)
+        self._wake_head()
 
     def expected_wait(self, cost: Cost | None = None) -> float:
         """Seconds until ``cost`` would be granted if it joined the line now.
@@ -466,33 +504,57 @@ class RateLimiter:
         return bucket.delay(backlog, now, within_capacity=False)
 
     def resize(self, name: str, limit: float) -> None:
-        """Set a new limit for dimension ``name`` (e.g. ``"tokens/min"``)."""
-        bucket = self._bucket or self._start()
-        bucket.resize(name, limit, self._now())
-        self._wake_head()
+        """Set a new stated limit for dimension ``name`` (e.g. ``"tokens/min"``).
 
-    def rescale(self, name: str, limit: float, cost: Cost | None = None) -> None:
-        """Give dimension ``name`` a new limit without changing when ``cost`` fits.
-
-        `resize` keeps what was used, so cutting a limit by 30 % while the bucket is
-        empty puts it 30 % of a minute in debt: a 429 whose server said "try again in
-        2s" would hold everyone for 20 s more. A guessed cut should change the rate from
-        now on, not the wait already known. So where ``cost`` does not fit, the level
-        becomes the one from which it fits after the same wait at the new rate (an
-        earlier `hold` stays exact); where it fits, the level stays (capped at the new
-        capacity), so that recovering gives no free burst either.
+        Waiters whose cost no longer fits the new capacity fail at once with
+        `CapacityExceededError`; those behind them go on.
         """
         bucket = self._bucket or self._start()
-        index = bucket._index(name)
-        now = self._now()
-        amount = bucket.amounts(_DEFAULT_COST if cost is None else cost)[index]
-        old_rate = bucket.dimensions[index].rate
-        level = bucket.levels(now)[index]
-        bucket.resize(name, limit, now)
-        new = bucket.dimensions[index]
-        wanted = amount - (amount - level) * new.rate / old_rate if level < amount else level
-        bucket.set_level(name, min(wanted, new.capacity), now)
+        bucket.resize(name, limit, self._now())
+        self._fail_oversized()
         self._wake_head()
+
+    def set_pace(self, name: str, limit: float, cost: Cost | None = None) -> None:
+        """Refill dimension ``name`` as if its limit were ``limit``: an inferred limit.
+
+        For what is only learned (a server without limit headers refusing at a pace
+        below the configured one): it slows the bucket from now on without changing
+        the stated limit, so it never refuses a call that the stated limit admits, nor
+        changes the wait ``cost`` already has (see `Bucket.set_pace`).
+        """
+        bucket = self._bucket or self._start()
+        amounts = bucket.amounts(_DEFAULT_COST if cost is None else cost)
+        index = bucket._index(name)
+        bucket.set_pace(name, limit, self._now(), amount=amounts[index])
+        self._wake_head()
+
+    def answered(self) -> None:
+        """Say that the server answered a call: slow start's wait for refill ends."""
+        bucket = self._bucket or self._start()
+        bucket.resume_refill(self._now())
+        self._wake_head()
+
+    def grow(self, reservation: Reservation, *, factor: float = 2.0) -> tuple[str, ...]:
+        """The call of ``reservation`` was answered without refusal: open slow start.
+
+        Only for dimensions whose depth no header showed (see `Bucket.grow`). Returns
+        the names of the dimensions that grew.
+        """
+        bucket = self._bucket or self._start()
+        amounts = bucket.amounts(reservation.cost)
+        grown = bucket.grow(amounts, reservation.mark, self._now(), factor=factor)
+        self._wake_head()
+        return grown
+
+    def fall_back(self, metric: str | None = None) -> tuple[str, ...]:
+        """A refusal during slow start: halve the depth of ``metric``'s probing dimensions.
+
+        Returns the names of the dimensions that fell back (see `Bucket.fall_back`).
+        """
+        bucket = self._bucket or self._start()
+        fell = bucket.fall_back(self._now(), metric=metric)
+        self._wake_head()
+        return fell
 
     def mark(self) -> tuple[float, ...]:
         """How much has been taken so far per dimension (comparable with `Reservation.mark`)."""
@@ -510,12 +572,21 @@ class RateLimiter:
         bucket = self._bucket
         dims = self._dimensions if bucket is None else bucket.dimensions
         if bucket is None:
-            levels: Sequence[float] = [d.capacity * self._initial_fill for d in dims]
+            levels: Sequence[float] = [
+                (d.capacity if d.opening is None else d.opening) * self._initial_fill for d in dims
+            ]
             estimated = refunded = actual = (0.0,) * len(dims)
         else:
             levels = bucket.levels(self._now())
             estimated, refunded, actual = bucket.totals()
         names = [d.name for d in dims]
+        if bucket is None:
+            depths: Sequence[float] = [d.capacity if d.opening is None else d.opening for d in dims]
+            paces: Sequence[float] = [d.limit for d in dims]
+            probing = tuple(d.name for d in dims if d.opening is not None)
+        else:
+            depths, paces = bucket.depths(), bucket.paces()
+            probing = tuple(n for n, p in zip(names, bucket.probing(), strict=True) if p)
         return LimiterStatistics(
             tasks_waiting=self._waiting,
             granted=self._granted,
@@ -530,6 +601,9 @@ class RateLimiter:
             actual=dict(zip(names, actual, strict=True)),
             levels=dict(zip(names, levels, strict=True)),
             limits={d.name: d.limit for d in dims},
+            depths=dict(zip(names, depths, strict=True)),
+            paces=dict(zip(names, paces, strict=True)),
+            probing=probing,
         )
 
     async def aclose(self) -> None:
@@ -559,12 +633,12 @@ class RateLimiter:
             assert clock is not None
         return clock()
 
-    def _grant(self, cost: Cost, amounts: tuple[float, ...], waited: float) -> Reservation:
+    def _grant(self, cost: Cost, amounts: tuple[float, ...], waited: float) -> MemoryReservation:
         self._granted += 1
         bucket = self._bucket
         assert bucket is not None
         assert self._clock is not None
-        return Reservation(self, cost, amounts, bucket.grant_mark(self._clock()), waited)
+        return MemoryReservation(self, cost, amounts, bucket.grant_mark(self._clock()), waited)
 
     async def _acquire(self, cost: Cost, patience: float | None) -> Reservation:
         bucket = self._bucket or self._start()
@@ -616,8 +690,12 @@ class RateLimiter:
                         await event.wait()
                 if waiter.state == _GRANTED:
                     break
+                if waiter.state == _FAILED:
+                    assert waiter.error is not None
+                    raise waiter.error
         except BaseException:
-            self._leave(waiter)
+            if waiter.state != _FAILED:
+                self._leave(waiter)
             raise
         waited = clock() - waiter.enqueued
         self._granted_after_wait += 1
@@ -631,7 +709,7 @@ class RateLimiter:
         assert bucket is not None
         while queue:
             head = queue[0]
-            if head.state == _GONE:
+            if head.state in (_GONE, _FAILED):
                 queue.popleft()
                 continue
             if not bucket.try_take(head.amounts, now):
@@ -644,10 +722,35 @@ class RateLimiter:
                 head.event.set()
         self._wake_head()
 
+    def _fail_oversized(self) -> None:
+        """Fail every waiter whose cost a (shrunken) stated capacity can never serve.
+
+        Runs only when a stated limit changes, so its scan of the line costs nothing on
+        the hot path; the waiters behind a failed one move up at once.
+        """
+        bucket = self._bucket
+        if bucket is None or not self._waiting:
+            return
+        for waiter in self._queue:
+            if waiter.state != _WAITING or bucket.fits(waiter.amounts):
+                continue
+            try:
+                bucket.check_fits(waiter.amounts)
+            except CapacityExceededError as error:
+                waiter.error = error
+            waiter.state = _FAILED
+            self._waiting -= 1
+            self._unqueue(waiter.amounts)
+            if waiter.event is not None:
+                waiter.event.set()
+        # Failed waiters leave the line lazily, like abandoned ones.
+        while self._queue and self._queue[0].state in (_GONE, _FAILED):
+            self._queue.popleft()
+
     def _wake_head(self) -> None:
         """Let the head re-check the bucket (it may have become head, or room appeared)."""
         queue = self._queue
-        while queue and queue[0].state == _GONE:
+        while queue and queue[0].state in (_GONE, _FAILED):
             queue.popleft()
         if queue:
             event = queue[0].event

@@ -1,4 +1,4 @@
-"""One `RateLimiter` per (credential, model group), made on first use.
+"""One limiter per (credential, model group), made on first use.
 
 OpenAI sets limits per organisation or project *and per model*, so each credential gets
 its own buckets for each model. Models that share one limit (OpenAI lists such "shared
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 from typing import Literal, TypeAlias
 
-from ._limiter import RateLimiter
+from ._interface import Limiter
 from ._types import Limits
 from .backends import Backend, backend_from
 
@@ -28,8 +28,9 @@ AUTO_START = Limits(rpm=60, tpm=100_000)
 #: The bucket of calls that name no model (files, batches, model lists). OpenAI meters
 #: them apart from every model's requests and tokens, so they must not spend (or wait
 #: for) a model's quota; a bucket of their own still keeps a runaway polling loop from
-#: flooding the API.
-UNMETERED = Limits(rpm=3_000)
+#: flooding the API. It guards nothing the server enforces per second, so it needs no
+#: slow start.
+UNMETERED = Limits(rpm=3_000, burst_seconds=60)
 
 
 class LimiterPool:
@@ -87,7 +88,7 @@ class LimiterPool:
         self.backend = backend_from(backend)
         self._owns_backend = backend is None or isinstance(backend, str)
         self._unmetered = unmetered
-        self._limiters: dict[tuple[str, str | None], RateLimiter] = {}
+        self._limiters: dict[tuple[str, str | None], Limiter] = {}
 
     def group(self, model: str | None) -> str | None:
         """The bucket group a model belongs to (itself unless mapped in ``shared``)."""
@@ -95,7 +96,7 @@ class LimiterPool:
             return None
         return self._shared.get(model, model)
 
-    def get(self, credential: str, model: str | None) -> RateLimiter:
+    def get(self, credential: str, model: str | None) -> Limiter:
         """The limiter for ``credential`` (its redacted name) and ``model``."""
         key = (credential, self.group(model))
         limiter = self._limiters.get(key)
@@ -110,7 +111,7 @@ class LimiterPool:
             self._limiters[key] = limiter
         return limiter
 
-    def items(self) -> Iterator[tuple[tuple[str, str | None], RateLimiter]]:
+    def items(self) -> Iterator[tuple[tuple[str, str | None], Limiter]]:
         """Every limiter made so far, keyed by (credential, model group)."""
         return iter(list(self._limiters.items()))
 

@@ -6,17 +6,21 @@ A strategy is a small object with two methods, both reading one state object, th
     async def before_send(self, attempt) -> None
         # may wait (FixedDelay), may choose the credential (KeyRotation)
     def after_response(self, attempt) -> Decision | None
-        # may learn (AdaptiveBackoff shrinks a limit), may decide:
-        # Decision.retry(after=seconds) or Decision.give_up(error=None)
+        # may decide: Decision.retry(after=seconds) or Decision.give_up(error=None)
 
 The transport around it does the rest: picks the bucket for the chosen credential and
-model, acquires the estimated cost, sends, reads the headers into the bucket, settles
+model, acquires the estimated cost, sends, hands the answer to the `Learner` (which
+alone corrects the buckets: headers, named waits, slow start, learned paces), settles
 the reservation, and sleeps before a retry. Strategies compose with ``+``:
 ``KeyRotation(keys) + AdaptiveBackoff()`` calls both, in that order, and takes the
-first decision made; every member still sees every outcome, so each can learn from it.
+first decision made; every member still sees every outcome.
 
-When no strategy decides, a success is returned and a failure is handed to the caller
-as it came (the SDK turns it into its own ``RateLimitError`` & co).
+A composition without a retry policy is followed by a default `AdaptiveBackoff` (see
+`Strategy.decides_retries`); when nothing decides, a success is returned and a failure
+is handed to the caller as it came (the SDK turns it into its own ``RateLimitError``).
+
+Writing your own: subclass `Strategy`, override one or both hooks, read the fields of
+`Attempt` (``docs/strategies.md`` lists them), return a `Decision` or ``None``.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import TYPE_CHECKING, Literal
 from ._classify import ErrorInfo
 from ._credentials import Credential
 from ._headers import RateLimitSnapshot
-from ._limiter import RateLimiter, Reservation
+from ._interface import Limiter, Reservation
 from ._types import Cost
 
 if TYPE_CHECKING:
@@ -65,7 +69,7 @@ class Attempt:
     #: when nobody does, the client's own is used. (settable)
     credential: Credential | None = None
     #: The bucket this attempt was charged to (set by the transport).
-    limiter: RateLimiter | None = field(default=None, repr=False)
+    limiter: Limiter | None = field(default=None, repr=False)
     reservation: Reservation | None = field(default=None, repr=False)
     #: Whether the call creates something that must exist once (a Batch API job): it is
     #: then sent again only when the server certainly did not act on it (a 429, or a
@@ -76,6 +80,9 @@ class Attempt:
     error: ErrorInfo | None = None
     exception: BaseException | None = field(default=None, repr=False)
     snapshot: RateLimitSnapshot | None = field(default=None, repr=False)
+    #: Seconds the learner held this attempt's bucket after its answer (a 429's named
+    #: wait, bounded by `Learner.max_hold`); 0 when it held nothing.
+    held: float = 0.0
 
     @property
     def succeeded(self) -> bool:
@@ -93,7 +100,7 @@ class Attempt:
         credential = self.credential or self.default_credential
         return credential.name if credential is not None else "<no key>"
 
-    def limiter_for(self, credential: Credential | None) -> RateLimiter:
+    def limiter_for(self, credential: Credential | None) -> Limiter:
         """The bucket ``credential`` would use for this call's model."""
         credential = credential or self.default_credential
         name = credential.name if credential is not None else "<no key>"
@@ -124,7 +131,16 @@ class Decision:
 
 
 class Strategy:
-    """Base class of strategies: both hooks do nothing; override what you need."""
+    """Base class of strategies: both hooks do nothing; override what you need.
+
+    A strategy decides; it never writes to a bucket (the `Learner` does, before the
+    strategy sees the answer). It may read every field of the `Attempt`.
+    """
+
+    #: Whether this strategy decides about retries. The transport follows a strategy
+    #: that does not with a default `AdaptiveBackoff`, so that a rate limit is retried
+    #: whatever else is composed.
+    decides_retries: bool = False
 
     async def before_send(self, attempt: Attempt) -> None:
         """Called before each attempt, before the bucket is asked. May wait."""
@@ -150,6 +166,7 @@ class _Composite(Strategy):
 
     def __init__(self, members: tuple[Strategy, ...]) -> None:
         self.members = members
+        self.decides_retries = any(member.decides_retries for member in members)
 
     async def before_send(self, attempt: Attempt) -> None:
         for member in self.members:

@@ -34,7 +34,8 @@ from ._classify import classify_error, classify_error_payload
 from ._credentials import Credential
 from ._estimate import CostEstimator, cost_from_usage, usage_from_response
 from ._headers import parse_rate_limit_headers
-from ._limiter import RateLimiter, Reservation
+from ._interface import Limiter, Reservation
+from ._learner import Learner
 from ._pool import LimiterPool
 from ._sse import UsageWatcher
 from ._strategy import Attempt, Decision, Strategy
@@ -74,8 +75,11 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
         ``httpx.AsyncHTTPTransport()``, or a mock).
     :param pool: the buckets (`LimiterPool`); or give ``limits`` (and ``shared``)
         to have one made.
-    :param strategy: what to do before a send and after an answer; the default,
-        `AdaptiveBackoff`, retries what waiting can cure.
+    :param strategy: what to decide before a send and after an answer; the default,
+        `AdaptiveBackoff`, retries what waiting can cure (and follows any strategy
+        that does not decide about retries itself).
+    :param learner: what turns every answer into corrections of the buckets (headers,
+        named waits, slow start, learned paces), whatever the strategy; see `Learner`.
     :param estimator: how a request's cost is estimated before it is sent.
     :param acquire_timeout: give up waiting for the bucket after this many seconds
         (`AcquireTimeoutError`); ``None`` waits as long as it takes.
@@ -103,6 +107,7 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
         clock: Callable[[], float] | None = None,
         snapshot_at: Literal["response", "admission"] = "response",
         max_in_flight: int | None = None,
+        learner: Learner | None = None,
     ) -> None:
         if max_in_flight is not None and max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight!r}")
@@ -114,10 +119,21 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
             pool = LimiterPool(limits, shared=shared, clock=clock)
         elif limits is not None:
             raise TypeError("give pool= or limits=, not both")
-        if strategy is None:
-            from .strategies import AdaptiveBackoff
+        from .strategies import AdaptiveBackoff
 
+        if strategy is None:
             strategy = AdaptiveBackoff()
+        elif not isinstance(strategy, Strategy):
+            raise TypeError(
+                f"strategy must be a Strategy (AdaptiveBackoff(), KeyRotation(...), ...), "
+                f"got {type(strategy).__name__}"
+            )
+        elif not strategy.decides_retries:
+            # Rate limits are retried whatever else is composed (KeyRotation alone, ...).
+            strategy = strategy + AdaptiveBackoff()
+        if learner is not None and not isinstance(learner, Learner):
+            raise TypeError(f"learner must be a Learner, got {type(learner).__name__}")
+        self.learner = learner or Learner()
         self._inner = inner
         self.pool = pool
         self.strategy = strategy
@@ -178,7 +194,7 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
         """Per-(credential, model) counters; see `Telemetry.statistics`."""
         return self.telemetry.statistics()
 
-    def limiters(self) -> dict[tuple[str, str | None], RateLimiter]:
+    def limiters(self) -> dict[tuple[str, str | None], Limiter]:
         """The buckets made so far, by (credential name, model group)."""
         return dict(self.pool.items())
 
@@ -228,7 +244,7 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
     async def _after_exception(
         self, attempt: Attempt, reservation: Reservation, error: Exception, replayable: bool
     ) -> Any | None:
-        if _never_sent(error):
+        if _never_sent(error) and not reservation.closed:
             reservation.release()
         # Otherwise the server may have admitted the call before the connection broke:
         # its estimate stays charged.
@@ -259,32 +275,46 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
         attempt.snapshot = snapshot
         self._emit("response", attempt, status=status)
         content_type = response.headers.get("content-type", "")
+        usage: dict[str, Any] | None = None
         if 200 <= status < 300 and "json" in content_type:
-            # Settle before taking the headers in: the server's "remaining" already
+            try:
+                await response.aread()
+            except Exception as error:
+                # The body was cut or timed out after a 200: the SDK would retry it as a
+                # connection error, and so does the retry policy here.
+                await response.aclose()
+                attempt.status = None
+                attempt.snapshot = None
+                return await self._after_exception(attempt, reservation, error, replayable)
+            usage = _usage_of(response.content)
+        body = await _read_bounded(response) if status >= 400 else b""
+        if status >= 400:
+            attempt.error = classify_error(status, response.headers, body)
+            if status < 500 and not reservation.closed:
+                # A refused call was not run: its tokens were not spent, its request was
+                # ("unsuccessful requests contribute to your per-minute limit").
+                reservation.settle(Cost(requests=attempt.cost.requests))
+        elif usage is not None:
+            # Settle before the headers are taken in: the server's "remaining" already
             # counts this call at its admission charge, so a refund of unused output
             # must not lift the level above what the server reported.
-            await response.aread()
-            self._settle(attempt, reservation, _usage_of(response.content))
-        if not snapshot.is_empty:
-            self._observe(attempt, reservation, self._produced_at(response, sent_at, answered_at))
+            self._settle(attempt, reservation, usage)
+        since = None
+        if not snapshot.is_empty and self.snapshot_at == "response":
+            since = self._produced_at(response, sent_at, answered_at)
+        self.learner.learn(attempt, since=since)
         if status >= 400:
-            return await self._after_error_status(attempt, reservation, response, replayable)
-        # Successes reach the strategy too, so that it can learn (AIMD recovery).
+            return await self._after_error_status(attempt, response, replayable)
+        # Successes reach the strategy too, so that it can keep its own accounts.
         self.strategy.after_response(attempt)
         if "text/event-stream" in content_type:
             return _watch_stream(response, lambda watcher: self._stream_ended(attempt, watcher))
         return response
 
     async def _after_error_status(
-        self, attempt: Attempt, reservation: Reservation, response: Any, replayable: bool
+        self, attempt: Attempt, response: Any, replayable: bool
     ) -> Any | None:
-        body = await _read_bounded(response)
-        error = classify_error(response.status_code, response.headers, body)
-        attempt.error = error
-        if response.status_code < 500 and not reservation.closed:
-            # A refused call was not run: its tokens were not spent, its request was
-            # ("unsuccessful requests contribute to your per-minute limit").
-            reservation.settle(Cost(requests=attempt.cost.requests))
+        error = attempt.error
         kind = error.kind.value if error is not None else None
         metric = error.metric if error is not None else None
         self._emit("error", attempt, status=response.status_code, error_kind=kind, metric=metric)
@@ -294,7 +324,8 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
         if await self._retrying(attempt, decision, replayable):
             await response.aclose()
             return None
-        self._emit("gave_up", attempt, status=response.status_code, error_kind=kind)
+        if decision is not None and decision.action == "give_up":
+            self._emit("gave_up", attempt, status=response.status_code, error_kind=kind)
         if decision is not None and decision.error is not None:
             await response.aclose()
             raise decision.error
@@ -339,25 +370,6 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
         return True
 
     # -- settling ----------------------------------------------------------------------
-
-    def _observe(self, attempt: Attempt, reservation: Reservation, produced_at: float) -> None:
-        limiter = attempt.limiter
-        assert attempt.snapshot is not None and limiter is not None
-        before = limiter.statistics().limits if _log.isEnabledFor(logging.INFO) else None
-        # When the snapshot was taken decides what it already counts (docs/concepts.md).
-        if self.snapshot_at == "admission":
-            limiter.observe_snapshot(attempt.snapshot, reservation)
-        else:
-            limiter.observe_snapshot(attempt.snapshot, since=produced_at)
-        if before is not None:
-            after = limiter.statistics().limits
-            for name, limit in after.items():
-                if before.get(name) != limit:
-                    self._emit(
-                        "limit_changed",
-                        attempt,
-                        detail=f"{name} {before.get(name, 0):g} -> {limit:g} (server headers)",
-                    )
 
     def _settle(
         self, attempt: Attempt, reservation: Reservation, usage: dict[str, Any] | None

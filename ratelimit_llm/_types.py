@@ -10,9 +10,11 @@ side by side.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-__all__ = ["METRICS", "Cost", "Dimension", "Limits"]
+from ._validate import check_type
+
+__all__ = ["METRICS", "OPENING_SECONDS", "Cost", "Dimension", "Limits"]
 
 #: The quantities a dimension can count. ``input_tokens`` and ``output_tokens`` exist for
 #: providers that meter them separately (Anthropic); OpenAI meters ``tokens``.
@@ -20,6 +22,10 @@ METRICS: tuple[str, ...] = ("requests", "tokens", "input_tokens", "output_tokens
 
 MINUTE = 60.0
 DAY = 86_400.0
+
+#: While a bucket's depth is unknown, about this many seconds' worth of each per-minute
+#: limit may be spent at once (slow start; see `Limits`).
+OPENING_SECONDS = 1.0
 
 
 def _check_amount(name: str, value: float, *, allow_zero: bool = True) -> float:
@@ -95,34 +101,66 @@ class Cost:
         )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Dimension:
     """One bucket: ``limit`` units of ``metric`` per ``window`` seconds.
 
-    ``capacity`` is how much may be spent at once (the burst depth). It defaults to the
-    whole ``limit``; a server that enforces a minute's limit per second (OpenAI calls this
-    *quantized* limits) is modelled with ``capacity = limit / 60``. The bucket refills
-    continuously at ``limit / window`` units per second.
+    ``capacity`` is the largest amount the account is *stated* to allow at once (by
+    you or by the server): a call costing more can never be granted and fails at once
+    with `CapacityExceededError`. It defaults to the whole ``limit``; a server that
+    enforces a minute's limit per second (OpenAI calls this *quantized* limits) is
+    modelled with ``capacity = limit / 60``. The bucket refills continuously at
+    ``limit / window`` units per second.
+
+    ``opening`` turns on *slow start*: until the server has shown how deep the bucket
+    really is, no more than ``opening`` units are granted at once (see
+    ``docs/concepts.md``); ``None`` means the depth is known to be ``capacity``.
+    `Limits` sets it to one second's worth of each per-minute limit unless you give
+    ``burst_seconds``.
+
+    Example::
+
+        Dimension("requests/s", "requests", limit=10, window=1.0)
+        Dimension("tokens/min", "tokens", limit=90_000, window=60.0, opening=1_500)
     """
 
     name: str
     metric: str
     limit: float
     window: float
-    capacity: float = field(default=-1.0)
+    capacity: float
+    opening: float | None
 
-    def __post_init__(self) -> None:
-        if self.metric not in METRICS:
-            raise ValueError(f"unknown metric {self.metric!r}; expected one of {METRICS}")
-        _check_amount(f"{self.name}: limit", self.limit, allow_zero=False)
-        _check_amount(f"{self.name}: window", self.window, allow_zero=False)
-        object.__setattr__(self, "limit", float(self.limit))
-        object.__setattr__(self, "window", float(self.window))
-        if self.capacity == -1.0:
-            object.__setattr__(self, "capacity", self.limit)
+    def __init__(
+        self,
+        name: str,
+        metric: str,
+        limit: float,
+        window: float,
+        capacity: float | None = None,
+        opening: float | None = None,
+    ) -> None:
+        check_type("Dimension.name", name, str)
+        check_type("Dimension.metric", metric, str)
+        if metric not in METRICS:
+            raise ValueError(f"Dimension.metric must be one of {METRICS}, got {metric!r}")
+        limit = _check_amount(f"Dimension {name!r}: limit", limit, allow_zero=False)
+        window = _check_amount(f"Dimension {name!r}: window", window, allow_zero=False)
+        if capacity is None:
+            capacity = limit
         else:
-            capacity = _check_amount(f"{self.name}: capacity", self.capacity, allow_zero=False)
-            object.__setattr__(self, "capacity", capacity)
+            capacity = _check_amount(f"Dimension {name!r}: capacity", capacity, allow_zero=False)
+        if opening is not None:
+            opening = _check_amount(f"Dimension {name!r}: opening", opening, allow_zero=False)
+            if opening >= capacity:
+                opening = None  # an opening as deep as the bucket is no slow start at all
+        setter = object.__setattr__
+        setter(self, "name", name)
+        setter(self, "metric", metric)
+        setter(self, "limit", limit)
+        setter(self, "window", window)
+        setter(self, "capacity", capacity)
+        setter(self, "opening", opening)
 
     @property
     def rate(self) -> float:
@@ -130,9 +168,11 @@ class Dimension:
         return self.limit / self.window
 
     def resized(self, limit: float) -> Dimension:
-        """The same dimension with a new ``limit``; the burst depth keeps its proportion."""
-        share = self.capacity / self.limit
-        return Dimension(self.name, self.metric, limit, self.window, limit * share)
+        """The same dimension with a new ``limit``; capacity and opening keep their
+        proportion to it."""
+        share = limit / self.limit
+        opening = None if self.opening is None else self.opening * share
+        return Dimension(self.name, self.metric, limit, self.window, self.capacity * share, opening)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +181,14 @@ class Limits:
 
     Per-minute limits (``rpm``, ``tpm`` and, for providers that meter them apart,
     ``input_tpm`` and ``output_tpm``) and optional per-day limits (``rpd``, ``tpd``).
-    ``burst_seconds`` sets how many seconds' worth of the per-minute limits may be spent
-    at once: ``None`` (the default) allows the whole minute, as OpenAI does; ``1.0``
-    models a server that enforces a minute's limit per second.
+    ``burst_seconds`` is how many seconds' worth of the per-minute limits the server
+    lets you spend at once, if you know it. ``None`` (the default) means it is not
+    known: the limiter *slow-starts*, granting about one second's worth
+    (`OPENING_SECONDS`, never less than one call) until the server's first answers show
+    the real depth (up to the whole minute, as OpenAI allows), so that a server that
+    enforces its per-minute limits per second ("quantized") sees no refusal storm in
+    the first second. ``60`` says the whole minute may be spent at once and skips the
+    slow start; ``1.0`` says the server enforces a minute's limit per second.
 
     Example::
 
@@ -176,7 +221,11 @@ class Limits:
             object.__setattr__(self, "burst_seconds", burst)
 
     def dimensions(self) -> tuple[Dimension, ...]:
-        """The named dimensions these limits stand for, per-minute ones first."""
+        """The named dimensions these limits stand for, per-minute ones first.
+
+        Without ``burst_seconds`` each per-minute dimension carries an ``opening`` of
+        `OPENING_SECONDS` of its rate (at least one request), which is slow start.
+        """
         share = 1.0 if self.burst_seconds is None else self.burst_seconds / MINUTE
         out: list[Dimension] = []
         for metric, limit in (
@@ -186,7 +235,14 @@ class Limits:
             ("output_tokens", self.output_tpm),
         ):
             if limit is not None:
-                out.append(Dimension(f"{metric}/min", metric, limit, MINUTE, limit * share))
+                opening = None
+                if self.burst_seconds is None:
+                    opening = limit / MINUTE * OPENING_SECONDS
+                    if metric == "requests":
+                        opening = max(1.0, opening)
+                out.append(
+                    Dimension(f"{metric}/min", metric, limit, MINUTE, limit * share, opening)
+                )
         for metric, limit in (("requests", self.rpd), ("tokens", self.tpd)):
             if limit is not None:
                 out.append(Dimension(f"{metric}/day", metric, limit, DAY))

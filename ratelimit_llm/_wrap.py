@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Literal, TypeVar
 
 from ._estimate import CostEstimator
+from ._learner import Learner
 from ._pool import AUTO_START, LimiterPool, LimitsSpec
 from ._strategy import Strategy
 from ._telemetry import Telemetry
@@ -46,6 +47,7 @@ def wrap(
     snapshot_at: Literal["response", "admission"] = "response",
     max_in_flight: int | Literal["pool"] | None = "pool",
     backend: Backend | str | None = None,
+    learner: Learner | None = None,
 ) -> ClientT:
     """A copy of ``client`` whose every call is paced, corrected and retried by the limiter.
 
@@ -80,6 +82,8 @@ def wrap(
         default client): calls granted in a burst beyond it wait in the limiter's own
         line instead of the pool's, whose cost grows with the square of its length.
         ``None`` for no cap.
+    :param learner: how answers correct the buckets (named waits and their bound, slow
+        start, learned paces); see `Learner`.
     :param backend: where the buckets live. By default in this process; a
         `RedisBackend` or a ``redis://`` / ``rediss://`` URL shares each (credential,
         model group) quota with every process and host that uses the same Redis.
@@ -120,6 +124,7 @@ def wrap(
         clock=clock,
         snapshot_at=snapshot_at,
         max_in_flight=max_in_flight,
+        learner=learner,
     )
     limited_http = module.AsyncClient(
         transport=transport,

@@ -9,10 +9,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ratelimit_llm import CapacityExceededError, Cost, Dimension, Limits
-from ratelimit_llm._bucket import Bucket
+from ratelimit_llm._bucket import FIRST_ANSWER_GRACE, Bucket
 
 
 def make(rpm: float = 60, tpm: float = 600, **kwargs: float) -> Bucket:
+    """A bucket whose depth is known (no slow start) unless ``burst_seconds`` says so."""
+    kwargs.setdefault("burst_seconds", 60)
+    return Bucket(Limits(rpm=rpm, tpm=tpm, **kwargs).dimensions(), now=0.0)
+
+
+def slow_start(rpm: float = 1_200, tpm: float = 120_000, **kwargs: float) -> Bucket:
+    """A bucket as `Limits` makes it by default: its depth not yet known."""
     return Bucket(Limits(rpm=rpm, tpm=tpm, **kwargs).dimensions(), now=0.0)
 
 
@@ -135,7 +142,7 @@ def test_observe_resize_can_be_turned_off() -> None:
 
 
 def test_observe_matches_the_day_bucket_by_window() -> None:
-    bucket = Bucket(Limits(rpm=500, rpd=10_000).dimensions(), now=0.0)
+    bucket = Bucket(Limits(rpm=500, rpd=10_000, burst_seconds=60).dimensions(), now=0.0)
     name = bucket.observe("requests", now=0.0, limit=10_000, remaining=200, window=86_400)
     assert name == "requests/day"
     assert bucket.levels(0.0) == (500.0, 200.0)
@@ -282,12 +289,15 @@ def test_quantized_enforcement_is_learned_from_the_reset_header() -> None:
     # 0 remaining and "full again in 1s", a window of one second, not a minute.
     name = bucket.observe("requests", now=0.0, limit=1_200, remaining=0, window=1.0, reset=1.0)
     assert name == "requests/min"
-    assert bucket.dimensions[0].capacity == pytest.approx(20)
+    # Inferred, so it is the depth in force that changes, not the stated capacity: a
+    # call that fits the stated limit is never refused because of an estimate.
+    assert bucket.depths()[0] == pytest.approx(20)
+    assert bucket.dimensions[0].capacity == 1_200
     assert bucket.dimensions[0].limit == 1_200
-    # A normal minute bucket's headers leave the capacity alone (reset truncated to ms).
+    # A normal minute bucket's headers leave the depth alone (reset truncated to ms).
     bucket = make(rpm=500, tpm=1_000_000)
     bucket.observe("requests", now=0.0, limit=500, remaining=499, window=60.0, reset=0.12)
-    assert bucket.dimensions[0].capacity == 500
+    assert bucket.depths()[0] == 500
 
 
 def test_sent_at_reads_what_had_left_by_then() -> None:
@@ -299,3 +309,148 @@ def test_sent_at_reads_what_had_left_by_then() -> None:
     assert bucket.sent_at(1.0) == (100.0,)
     assert bucket.sent_at(2.0) == (100.0,)
     assert bucket.sent_at(9.0) == (150.0,)
+
+
+# -- slow start: the depth is not trusted before it is seen -----------------------------
+
+
+def test_slow_start_opens_with_one_seconds_worth_and_no_refill_before_an_answer() -> None:
+    bucket = slow_start(rpm=1_200, tpm=120_000)  # 20 requests and 2,000 tokens a second
+    assert bucket.probing() == (True, True)
+    assert bucket.depths() == (20.0, 2_000.0)
+    granted = sum(bucket.try_take((1.0, 50.0), now=0.0) for _ in range(100))
+    assert granted == 20
+    # The server may not have seen the first call yet: nothing refills until it answers.
+    assert not bucket.try_take((1.0, 50.0), now=0.5)
+    assert bucket.delay((1.0, 50.0), now=0.5) == pytest.approx(0.5 + 0.05)
+    # The first answer at 0.6 s: refill runs from then on.
+    bucket.resume_refill(0.6)
+    assert bucket.levels(0.7) == pytest.approx((2.0, 1_200.0))
+
+
+def test_without_an_answer_refill_starts_one_grace_period_after_the_first_grant() -> None:
+    bucket = slow_start(rpm=60, tpm=60_000)
+    assert bucket.try_take((1.0, 10.0), now=5.0)
+    assert bucket.levels(5.0 + FIRST_ANSWER_GRACE) == pytest.approx((0.0, 990.0))
+    assert bucket.levels(5.0 + FIRST_ANSWER_GRACE + 0.5) == pytest.approx((0.5, 1_000.0))
+
+
+def test_the_first_header_opens_a_full_minute_bucket_to_its_depth() -> None:
+    bucket = slow_start(rpm=1_200, tpm=120_000)
+    assert bucket.try_take((1.0, 100.0), now=0.0)
+    mark = bucket.grant_mark(0.0)
+    for _ in range(19):
+        assert bucket.try_take((1.0, 100.0), now=0.0)
+    # OpenAI's headers after the first of them: 1,199 left, full again in 50 ms.
+    name = bucket.observe(
+        "requests", now=0.3, limit=1_200, remaining=1_199, reset=0.05, window=None, mark=mark
+    )
+    assert name == "requests/min"
+    assert bucket.probing() == (False, True)
+    assert bucket.depths()[0] == pytest.approx(1_200)
+    # Opened: the server's word, net of the 19 sent after the answered call's grant.
+    assert bucket.levels(0.3)[0] == pytest.approx(1_199 - 19)
+
+
+def test_a_quantized_server_shows_its_shallow_depth_and_keeps_it() -> None:
+    bucket = slow_start(rpm=1_200, tpm=120_000)
+    for _ in range(20):
+        bucket.try_take((1.0, 10.0), now=0.0)
+    bucket.observe("requests", now=0.3, limit=1_200, remaining=0, reset=1.0, window=1.0)
+    assert bucket.probing()[0] is False
+    assert bucket.depths()[0] == pytest.approx(20)
+    assert bucket.levels(0.3)[0] == 0.0  # never raised by an opening that shows no room
+
+
+def test_a_call_above_the_inferred_depth_goes_when_the_bucket_is_full() -> None:
+    # A 2-second slice holds 5,000 tokens; the limiter only inferred 2,168 (say, from a
+    # truncated reset). A 2,534-token call must not fail: it goes, in debt.
+    bucket = Bucket(Limits(tpm=150_000).dimensions(), now=0.0)
+    bucket.observe("tokens", now=0.0, limit=150_000, remaining=0, reset=0.8672, window=1.0)
+    assert bucket.depths()[0] == pytest.approx(2_168, rel=1e-3)
+    bucket.check_fits((2_534.0,))  # the stated capacity (a whole minute) admits it
+    assert not bucket.try_take((2_534.0,), now=0.0)
+    wait = bucket.delay((2_534.0,), now=0.0)
+    assert wait == pytest.approx(2_168 / 2_500, rel=1e-3)  # until full at its depth
+    assert bucket.try_take((2_534.0,), now=wait)
+    assert bucket.levels(wait)[0] == pytest.approx(2_168 - 2_534, rel=1e-3)
+
+
+def test_answers_without_headers_open_slow_start_one_round_trip_at_a_time() -> None:
+    bucket = slow_start(rpm=600, tpm=600_000)  # 10 requests a second, a minute's 600
+    extra = []
+    for _round in range(14):
+        # Send what the bucket holds (no time passes: no refill), then all are answered.
+        marks = []
+        while bucket.try_take((1.0, 0.0), now=0.0):
+            marks.append(bucket.grant_mark(0.0))
+        for mark in marks:
+            bucket.grow((1.0, 0.0), mark, now=0.0)
+        extra.append(len(marks))
+    # The first round is the opening; each next one sends the last probe: 1, 2, 4, ...
+    assert extra[:7] == [10, 1, 2, 4, 8, 16, 32]
+    assert bucket.depths()[0] == 600 and bucket.probing()[0] is False
+    # What went beyond refill never exceeded the stated capacity.
+    assert sum(extra) <= 600
+
+
+def test_a_refusal_while_probing_gives_the_last_probe_back() -> None:
+    bucket = slow_start(rpm=600, tpm=600_000)
+    for _ in range(3):
+        assert bucket.try_take((1.0, 0.0), now=0.0)
+        bucket.grow((1.0, 0.0), bucket.grant_mark(0.0), now=0.0)
+    assert bucket.depths()[0] == 10 + 1 + 2 + 4
+    assert bucket.fall_back(now=0.0, metric="requests") == ("requests/min",)
+    assert bucket.depths()[0] == 13 and bucket.probing()[0] is False
+    # Probing goes on only where no refusal was seen.
+    assert bucket.try_take((1.0, 5.0), now=0.0)
+    assert bucket.grow((1.0, 5.0), bucket.grant_mark(0.0), now=0.0) == ("tokens/min",)
+    # Never below the opening allowance; a call granted before the last probe confirms
+    # nothing.
+    fresh = slow_start(rpm=600, tpm=600_000)
+    fresh.try_take((1.0, 0.0), now=0.0)
+    early = fresh.grant_mark(0.0)
+    fresh.try_take((1.0, 0.0), now=0.0)
+    assert fresh.grow((1.0, 0.0), fresh.grant_mark(0.0), now=0.0) == ("requests/min",)
+    assert fresh.grow((1.0, 0.0), early, now=0.0) == ()
+    fresh.fall_back(now=0.0)
+    assert fresh.depths() == (10.0, 10_000.0)
+
+
+def test_an_inferred_pace_slows_refill_but_keeps_the_stated_capacity() -> None:
+    bucket = make(rpm=600, tpm=60_000)
+    bucket.try_take((600.0, 0.0), now=0.0)
+    bucket.set_pace("requests/min", 300, now=0.0)
+    assert bucket.paces() == (300.0, 60_000.0)
+    assert bucket.dimensions[0].limit == 600 and bucket.dimensions[0].capacity == 600
+    assert bucket.levels(1.0)[0] == pytest.approx(5.0)
+    bucket.check_fits((600.0, 0.0))
+    bucket.set_pace("requests/min", 10_000, now=1.0)  # never above the stated limit
+    assert bucket.paces()[0] == 600.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(min_value=0.0, max_value=0.2), st.integers(1, 3), st.integers(0, 900)),
+        min_size=1,
+        max_size=80,
+    )
+)
+def test_before_the_first_answer_no_more_than_the_opening_is_granted(
+    ops: list[tuple[float, int, int]],
+) -> None:
+    bucket = slow_start(rpm=1_200, tpm=120_000)
+    depth = bucket.depths()
+    now, taken, first = 0.0, [0.0, 0.0], None
+    for step, requests, tokens in ops:
+        now += step
+        if first is not None and now >= first + FIRST_ANSWER_GRACE:
+            break
+        if bucket.try_take((float(requests), float(tokens)), now):
+            first = now if first is None else first
+            taken[0] += requests
+            taken[1] += tokens
+    # One call may go above the opening (it is never refused for the allowance's sake).
+    assert taken[0] <= depth[0] + 3 and taken[1] <= depth[1] + 900
+    assert taken[0] - 3 <= depth[0]

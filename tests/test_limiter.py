@@ -41,7 +41,7 @@ async def take(limiter: RateLimiter, cost: Cost) -> None:
 
 
 async def test_uncontended_acquire_settle_and_statistics() -> None:
-    limiter = RateLimiter(Limits(rpm=60, tpm=6_000))
+    limiter = RateLimiter(Limits(rpm=60, tpm=6_000, burst_seconds=60))
     async with limiter.acquire(Cost(requests=1, tokens=1_000)) as reservation:
         reservation.settle(Cost(requests=1, tokens=400))
     stats = limiter.statistics()
@@ -55,7 +55,7 @@ async def test_uncontended_acquire_settle_and_statistics() -> None:
 
 
 async def test_await_form_and_default_cost() -> None:
-    limiter = RateLimiter(Limits(rpm=2))
+    limiter = RateLimiter(Limits(rpm=2, burst_seconds=60))
     reservation = await limiter.acquire()
     assert reservation.cost == Cost(requests=1)
     assert limiter.statistics().levels["requests/min"] == 1.0
@@ -71,7 +71,7 @@ async def test_waits_exactly_as_long_as_refill_needs() -> None:
 
 
 async def test_reservation_closes_once() -> None:
-    limiter = RateLimiter(Limits(rpm=60))
+    limiter = RateLimiter(Limits(rpm=60, burst_seconds=60))
     reservation = await limiter.acquire()
     reservation.release()
     assert reservation.closed
@@ -269,7 +269,7 @@ async def test_server_limit_change_wakes_the_head() -> None:
 
 
 async def test_observe_discounts_calls_sent_after_the_snapshot() -> None:
-    limiter = RateLimiter(Limits(tpm=10_000))
+    limiter = RateLimiter(Limits(tpm=10_000, burst_seconds=60))
     first = await limiter.acquire(Cost(tokens=1_000))
     await limiter.acquire(Cost(tokens=3_000))
     limiter.observe("tokens", limit=10_000, remaining=5_000, window=60, reservation=first)
@@ -282,7 +282,7 @@ async def test_a_snapshot_is_discounted_by_calls_granted_before_it_but_sent_afte
     # Ten calls granted at once; five leave at once, five wait (behind a cap on calls in
     # flight, say) and leave two seconds later. A snapshot taken at one second counts
     # only the first five: the other five are still to come on top of its figure.
-    limiter = RateLimiter(Limits(tpm=10_000))
+    limiter = RateLimiter(Limits(tpm=10_000, burst_seconds=60))
     reservations = [await limiter.acquire(Cost(tokens=100)) for _ in range(10)]
     start = trio.current_time()
     for reservation in reservations[:5]:
@@ -299,7 +299,7 @@ async def test_a_snapshot_is_discounted_by_calls_granted_before_it_but_sent_afte
 
 
 async def test_without_sends_recorded_a_snapshot_is_discounted_by_later_grants() -> None:
-    limiter = RateLimiter(Limits(tpm=10_000))
+    limiter = RateLimiter(Limits(tpm=10_000, burst_seconds=60))
     for _ in range(5):
         await limiter.acquire(Cost(tokens=100))
     start = trio.current_time()
@@ -456,3 +456,98 @@ async def test_expected_wait_counts_the_line_ahead() -> None:
         assert limiter.expected_wait(units(11)) == float("inf")
         tg.cancel_scope.cancel()
     assert limiter.expected_wait(units(5)) == pytest.approx(0.5)
+
+
+# -- nothing strands a caller ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("position", [0, 1, 2])
+async def test_a_stated_limit_shrinking_below_a_waiting_call_fails_it_and_the_line_goes_on(
+    position: int,
+) -> None:
+    """A resize below a queued call's cost: that call fails at once, whoever it is in
+    line; the calls around it are still served."""
+    limiter = RateLimiter([per_second(10, capacity=10, metric="tokens")], initial_fill=0)
+    sizes = [4.0, 4.0, 4.0]
+    sizes[position] = 9.0
+    outcome: dict[int, object] = {}
+
+    async def call(index: int) -> None:
+        try:
+            await limiter.acquire(Cost(requests=0, tokens=sizes[index]))
+            outcome[index] = trio.current_time()
+        except CapacityExceededError as error:
+            outcome[index] = error
+
+    start = trio.current_time()
+    async with anyio.create_task_group() as tg:
+        for index in range(3):
+            tg.start_soon(call, index)
+            await trio.testing.wait_all_tasks_blocked()
+        await trio.sleep(0.05)
+        limiter.resize("tokens/s", 5)  # capacity 10 -> 5: the 9-token call can never go
+        with anyio.fail_after(10):
+            await trio.testing.wait_all_tasks_blocked()
+    failed = outcome[position]
+    assert isinstance(failed, CapacityExceededError)
+    assert failed.dimension == "tokens/s"
+    # It failed when the limit changed, not after a wait of its own.
+    others = [outcome[i] for i in range(3) if i != position]
+    assert all(isinstance(t, float) for t in others)
+    assert limiter.statistics().tasks_waiting == 0
+    assert float(others[-1]) - start < 3.0  # type: ignore[arg-type]
+
+
+async def test_headers_that_shrink_the_limit_fail_only_the_calls_that_no_longer_fit() -> None:
+    # limits="auto" style: the bucket follows the server; the server then states a
+    # limit below one queued call's cost.
+    limiter = RateLimiter(Limits(tpm=60_000, burst_seconds=60), initial_fill=0)
+    results: list[object] = []
+
+    async def call(tokens: float) -> None:
+        try:
+            await limiter.acquire(Cost(requests=0, tokens=tokens))
+            results.append(tokens)
+        except CapacityExceededError:
+            results.append("too large")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(call, 50_000)
+        await trio.testing.wait_all_tasks_blocked()
+        tg.start_soon(call, 1_000)
+        await trio.testing.wait_all_tasks_blocked()
+        limiter.observe("tokens", limit=30_000, remaining=0, window=60.0)
+    assert results == ["too large", 1_000]
+
+
+async def test_a_call_above_an_inferred_depth_waits_for_a_full_bucket_and_goes() -> None:
+    # Headers show a depth of one second's worth (quantized); a call twice that size,
+    # within the stated limit, is not refused for an estimate: it goes when full.
+    limiter = RateLimiter(Limits(tpm=60_000))
+    limiter.observe("tokens", limit=60_000, remaining=0, reset=1.0, window=1.0)
+    assert limiter.statistics().depths["tokens/min"] == pytest.approx(1_000)
+    start = trio.current_time()
+    await limiter.acquire(Cost(requests=0, tokens=2_000))
+    assert trio.current_time() - start == pytest.approx(1.0)
+    assert limiter.statistics().levels["tokens/min"] == pytest.approx(-1_000)
+
+
+async def test_slow_start_grants_the_opening_then_waits_for_an_answer() -> None:
+    limiter = RateLimiter(Limits(rpm=600))  # 10 a second until the server shows more
+    start = trio.current_time()
+    granted: list[float] = []
+
+    async def call() -> None:
+        reservation = await limiter.acquire()
+        granted.append(trio.current_time() - start)
+        reservation.sent()
+
+    async with anyio.create_task_group() as tg:
+        for _ in range(12):
+            tg.start_soon(call)
+        await trio.sleep(0.3)
+        assert granted == [0.0] * 10
+        # The first answer: it ends the wait for refill at once.
+        limiter.answered()
+    assert granted[10:] == pytest.approx([0.3 + 0.1, 0.3 + 0.2])
+    assert limiter.statistics().probing == ("requests/min",)

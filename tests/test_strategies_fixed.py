@@ -166,7 +166,7 @@ async def test_the_bucket_wait_comes_on_top() -> None:
     # Two requests a minute: the pause spaces the first two, the bucket then holds the
     # third until a request's worth has refilled (30 s after the start).
     strategy = FixedDelay(1.0)
-    pool = LimiterPool(Limits(rpm=2), clock=trio.current_time)
+    pool = LimiterPool(Limits(rpm=2, burst_seconds=60), clock=trio.current_time)
     start = trio.current_time()
     times = []
     for _ in range(3):

@@ -22,6 +22,7 @@ from ratelimit_llm._classify import classify_error
 from ratelimit_llm._credentials import Credential
 from ratelimit_llm._exceptions import CredentialsExhaustedError
 from ratelimit_llm._headers import parse_rate_limit_headers
+from ratelimit_llm._learner import Learner
 from ratelimit_llm._pool import LimiterPool
 from ratelimit_llm._strategy import Attempt, Decision, Strategy
 from ratelimit_llm._telemetry import Event, Telemetry
@@ -54,7 +55,9 @@ AUTH_401 = envelope(
 
 
 def make_pool(limits: Limits | None = None) -> LimiterPool:
-    return LimiterPool(limits or Limits(rpm=500, tpm=200_000), clock=trio.current_time)
+    return LimiterPool(
+        limits or Limits(rpm=500, tpm=200_000, burst_seconds=60), clock=trio.current_time
+    )
 
 
 def make_attempt(
@@ -84,11 +87,17 @@ async def routed(strategy: KeyRotation, attempt: Attempt) -> str:
 
 
 def answer(
-    attempt: Attempt, status: int, body: object = None, headers: Mapping[str, str] | None = None
+    attempt: Attempt,
+    status: int,
+    body: object = None,
+    headers: Mapping[str, str] | None = None,
+    learner: Learner | None = None,
 ) -> Attempt:
+    """Record an answer as the transport does: the learner first, then the strategy."""
     attempt.snapshot = parse_rate_limit_headers(headers or {})
     attempt.status = status
     attempt.error = classify_error(status, headers or {}, body)  # type: ignore[arg-type]
+    (learner or Learner()).learn(attempt)
     return attempt
 
 
@@ -142,7 +151,7 @@ def test_plain_strings_become_credentials_named_by_their_redacted_key() -> None:
 @pytest.mark.anyio
 async def test_three_idle_equal_keys_share_300_calls_evenly() -> None:
     strategy = KeyRotation(KEYS)
-    pool = make_pool(limits=Limits(rpm=10_000, tpm=100_000_000))
+    pool = make_pool(limits=Limits(rpm=10_000, tpm=100_000_000, burst_seconds=60))
     counts: Counter[str] = Counter()
     for _ in range(300):
         attempt = make_attempt(pool)
@@ -157,7 +166,7 @@ async def test_three_idle_equal_keys_share_300_calls_evenly() -> None:
 async def test_saturated_equal_keys_share_concurrent_calls_evenly() -> None:
     # 60 requests a minute per key: 180 go at once, the rest queue on the soonest key.
     strategy = KeyRotation(KEYS)
-    pool = make_pool(limits=Limits(rpm=60))
+    pool = make_pool(limits=Limits(rpm=60, burst_seconds=60))
     counts: Counter[str] = Counter()
     start = trio.current_time()
 
@@ -179,7 +188,7 @@ async def test_saturated_equal_keys_share_concurrent_calls_evenly() -> None:
 @pytest.mark.anyio
 async def test_picks_the_key_that_can_serve_soonest() -> None:
     strategy = KeyRotation(KEYS)
-    pool = make_pool(limits=Limits(tpm=60_000))  # 1,000 tokens a second per key
+    pool = make_pool(limits=Limits(tpm=60_000, burst_seconds=60))  # 1,000 tokens a second per key
     for key, tokens in ((NAME_A, 59_900), (NAME_B, 59_500), (NAME_C, 60_000)):
         await pool.get(key, MODEL).acquire(Cost(requests=1, tokens=tokens))
     # For 1,000 tokens A waits 0.9 s, B 0.5 s and C 1 s.

@@ -24,6 +24,7 @@ from ratelimit_llm._pool import UNMETERED
 from ratelimit_llm._strategy import Attempt, Decision, Strategy
 from ratelimit_llm._telemetry import Event, Telemetry
 from ratelimit_llm._transport import RateLimitedTransport
+from ratelimit_llm.strategies import AdaptiveBackoff
 
 pytestmark = pytest.mark.anyio
 
@@ -90,8 +91,8 @@ def client_for(
 ) -> tuple[openai.AsyncOpenAI, RateLimitedTransport]:
     transport = RateLimitedTransport(
         httpx2.MockTransport(handler),
-        limits=limits or Limits(rpm=60, tpm=10_000),
-        strategy=strategy or Strategy(),
+        limits=limits or Limits(rpm=60, tpm=10_000, burst_seconds=60),
+        strategy=strategy or no_retries(),
         telemetry=telemetry,
     )
     client = openai.AsyncOpenAI(
@@ -118,8 +119,15 @@ def legacy(transport: RateLimitedTransport) -> Any:
     return httpx.AsyncClient(transport=cast(httpx.AsyncBaseTransport, transport))
 
 
+def no_retries() -> Strategy:
+    """A retry policy that never retries (so the transport adds no default one)."""
+    return AdaptiveBackoff(max_attempts=1)
+
+
 class RetryAfter(Strategy):
     """Retries every failure once per `pauses` entry, pausing that long."""
+
+    decides_retries = True
 
     def __init__(self, *pauses: float) -> None:
         self.pauses = list(pauses)
@@ -231,6 +239,8 @@ async def test_gives_up_by_handing_back_the_answer_for_the_sdk_to_raise() -> Non
 
 async def test_a_give_up_decision_may_raise_its_own_error() -> None:
     class Stop(Strategy):
+        decides_retries = True
+
         def after_response(self, attempt: Attempt) -> Decision | None:
             return None if attempt.succeeded else Decision.give_up(error=LookupError("stop"))
 
@@ -436,7 +446,9 @@ async def test_legacy_httpx_clients_work_too() -> None:
         )
     )
     transport = RateLimitedTransport(
-        httpx.MockTransport(router.handler), limits=Limits(rpm=60, tpm=10_000), strategy=Strategy()
+        httpx.MockTransport(router.handler),
+        limits=Limits(rpm=60, tpm=10_000),
+        strategy=no_retries(),
     )
     client = openai.AsyncOpenAI(
         api_key=KEY, base_url=BASE, http_client=legacy(transport), max_retries=0
@@ -469,7 +481,9 @@ async def test_legacy_httpx_streams_are_watched_too() -> None:
         )
     )
     transport = RateLimitedTransport(
-        httpx.MockTransport(router.handler), limits=Limits(rpm=60, tpm=10_000), strategy=Strategy()
+        httpx.MockTransport(router.handler),
+        limits=Limits(rpm=60, tpm=10_000),
+        strategy=no_retries(),
     )
     client = openai.AsyncOpenAI(
         api_key=KEY, base_url=BASE, http_client=legacy(transport), max_retries=0
@@ -500,8 +514,8 @@ async def test_max_in_flight_caps_calls_waiting_for_an_answer() -> None:
 
     transport = RateLimitedTransport(
         httpx2.MockTransport(slow),
-        limits=Limits(rpm=600, tpm=1_000_000),
-        strategy=Strategy(),
+        limits=Limits(rpm=600, tpm=1_000_000, burst_seconds=60),
+        strategy=no_retries(),
         max_in_flight=3,
     )
     client = openai.AsyncOpenAI(
@@ -542,6 +556,8 @@ async def _create_batch(client: openai.AsyncOpenAI) -> Any:
 
 class _RetryAll(Strategy):
     """Retries every failure at once: only the transport's own rules can stop it."""
+
+    decides_retries = True
 
     def after_response(self, attempt: Attempt) -> Decision | None:
         return None if attempt.succeeded else Decision.retry(after=0.0)

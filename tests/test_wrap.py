@@ -17,7 +17,15 @@ import pytest
 import trio
 
 import ratelimit_llm
-from ratelimit_llm import Cost, Limits, RateLimiter, Strategy, Telemetry, transport_of, wrap
+from ratelimit_llm import (
+    AdaptiveBackoff,
+    Cost,
+    Limits,
+    RateLimiter,
+    Telemetry,
+    transport_of,
+    wrap,
+)
 from ratelimit_llm.mock import LatencyModel, MockConfig, MockLimits, Profile, create_app, serve
 
 pytestmark = pytest.mark.anyio
@@ -144,7 +152,13 @@ async def test_adaptive_backoff_is_the_default_and_recovers_from_429s() -> None:
 
 async def test_without_retries_the_429_reaches_the_caller_as_the_sdk_error() -> None:
     client, _ = mock_client(quiet(1, 1_000_000))
-    wrapped = wrap(client, rpm=100, tpm=1_000_000, follow_server_limits=False, strategy=Strategy())
+    wrapped = wrap(
+        client,
+        rpm=100,
+        tpm=1_000_000,
+        follow_server_limits=False,
+        strategy=AdaptiveBackoff(max_attempts=1),
+    )
     await chat(wrapped)
     with pytest.raises(openai.RateLimitError) as info:
         await chat(wrapped)

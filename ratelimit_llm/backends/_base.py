@@ -3,8 +3,9 @@
 A backend hands out limiters for *quota scopes* (one scope per credential and model group
 in `wrap`, any name you choose elsewhere). Every limiter a backend gives out for one scope
 draws on the same quota: in this process for `MemoryBackend`, across processes and hosts
-for `RedisBackend`. Limiters from either backend are `RateLimiter` objects, so the
-transport, the decorator, the strategies and the batch runner work unchanged on both.
+for `RedisBackend`. Limiters from either backend implement one interface (`Limiter`), so
+the transport, the learner, the decorator, the strategies and the batch runner work
+unchanged on both.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol, runtime_checkable
 
+from .._interface import Limiter
 from .._limiter import RateLimiter
 from .._types import Dimension, Limits
 
@@ -31,7 +33,7 @@ class Backend(Protocol):
         scope: str,
         clock: Clock | None = None,
         follow_server_limits: bool = True,
-    ) -> RateLimiter:
+    ) -> Limiter:
         """The limiter of quota ``scope``; ``limits`` set it up if it is new.
 
         Limiters for the same scope share one quota. ``clock`` is honoured by backends

@@ -40,7 +40,8 @@ from .._exceptions import (
     ReservationError,
     WouldBlock,
 )
-from .._limiter import LimiterStatistics, RateLimiter, Reservation, _Acquire
+from .._interface import Reservation
+from .._limiter import LimiterStatistics, MemoryReservation, RateLimiter, _Acquire
 from .._types import Cost, Dimension, Limits
 
 if TYPE_CHECKING:
@@ -258,7 +259,7 @@ class RedisBackend:
         return f"<RedisBackend {where} namespace={namespace!r} on_outage={self.on_outage}>"
 
 
-class RedisReservation(Reservation):
+class RedisReservation(MemoryReservation):
     """A `Reservation` whose settle and release go to Redis (in the background)."""
 
     __slots__ = ("granted_at",)
@@ -537,10 +538,11 @@ class RedisRateLimiter(RateLimiter):
             if name is None:
                 continue
             dim = next(d for d in bucket.dimensions if d.name == name)
+            depth, rate = self._in_force(name)
             args += [
                 name,
-                _fmt(dim.capacity),
-                _fmt(dim.rate),
+                _fmt(depth),
+                _fmt(rate),
                 "1" if dim != before[name] else "0",
                 _fmt(remaining) if remaining is not None and remaining >= 0 else "none",
                 "none",
@@ -560,8 +562,9 @@ class RedisRateLimiter(RateLimiter):
         n = 0
         for dim, amount in zip(dims, amounts, strict=True):
             if metric is None or dim.metric == metric:
-                ceiling = _fmt(amount - dim.rate * seconds)
-                args += [dim.name, _fmt(dim.capacity), _fmt(dim.rate), "0", "none", ceiling]
+                depth, rate = self._in_force(dim.name)
+                ceiling = _fmt(min(amount, depth) - rate * seconds)
+                args += [dim.name, _fmt(depth), _fmt(rate), "0", "none", ceiling]
                 n += 1
         if n:
             args[2] = str(n)
@@ -572,12 +575,19 @@ class RedisRateLimiter(RateLimiter):
         bucket.resize(name, limit, self._redis_now())
         self._write_dimension(name, "keep")
 
-    def rescale(self, name: str, limit: float, cost: Cost | None = None) -> None:
+    def set_pace(self, name: str, limit: float, cost: Cost | None = None) -> None:
         bucket = self.bucket
         index = bucket._index(name)
         amount = bucket.amounts(_DEFAULT_COST if cost is None else cost)[index]
-        bucket.resize(name, limit, self._redis_now())
+        bucket.set_pace(name, limit, self._redis_now(), amount=amount)
         self._write_dimension(name, f"rescale:{_fmt(amount)}")
+
+    def _in_force(self, name: str) -> tuple[float, float]:
+        """The depth and refill rate the mirror holds in force for dimension ``name``."""
+        bucket = self.bucket
+        index = bucket._index(name)
+        dim = bucket.dimensions[index]
+        return bucket.depths()[index], bucket.paces()[index] / dim.window
 
     def mark(self) -> tuple[float, ...]:
         """The running totals taken from the shared quota, as Redis last reported them."""
@@ -588,8 +598,8 @@ class RedisRateLimiter(RateLimiter):
         self._write_dimension(name, _fmt(level))
 
     def _write_dimension(self, name: str, level: str) -> None:
-        dim = next(d for d in self.bucket.dimensions if d.name == name)
-        args = [str(self._backend.ttl), "1", name, _fmt(dim.capacity), _fmt(dim.rate), level]
+        depth, rate = self._in_force(name)
+        args = [str(self._backend.ttl), "1", name, _fmt(depth), _fmt(rate), level]
         self._spawn("resize", self._keys[:1], args)
 
     def _spawn(self, script: str, keys: Sequence[str], args: list[str]) -> None:
@@ -659,6 +669,9 @@ class RedisRateLimiter(RateLimiter):
             actual=dict(zeros),
             levels={d.name: level for d, level in zip(dims, levels, strict=True)},
             limits={d.name: d.limit for d in dims},
+            depths=dict(zip((d.name for d in dims), self.bucket.depths(), strict=True)),
+            paces=self.paces(),
+            probing=self.probing(),
         )
 
     @property

@@ -23,7 +23,6 @@ from typing import Literal
 from .._classify import ErrorInfo, ErrorKind
 from .._credentials import Credential
 from .._exceptions import CredentialsExhaustedError
-from .._limiter import RateLimiter
 from .._strategy import Attempt, Decision, Strategy
 from .._telemetry import Event
 
@@ -73,10 +72,11 @@ class KeyRotation(Strategy):
     After an attempt:
 
     * 429 rate limit: the credential cools down for that model (for the wait the server
-      named, else ``cooldown`` seconds) and its bucket is held as long. If another
-      credential can serve the call at once, the call moves there at once; otherwise
-      the decision is left to the next strategy (`AdaptiveBackoff` waits). A call moves
-      at most once per credential, so the next strategy's retry budget still bounds it.
+      named, which the learner also put on its bucket, else ``cooldown`` seconds). If
+      another credential can serve the call at once, the call moves there at once;
+      otherwise the decision is left to the retry policy that follows (the default
+      `AdaptiveBackoff` waits, and the next attempt goes to the soonest key). A call
+      moves at most once per credential, so the retry budget still bounds it.
     * insufficient quota or 401/403: the credential is retired for good (a
       ``key_retired`` event says why) and the call moves to another one; when none is
       left, the call fails with `CredentialsExhaustedError`.
@@ -226,15 +226,14 @@ class KeyRotation(Strategy):
         )
 
     def _cool(self, attempt: Attempt, name: str, error: ErrorInfo) -> Decision | None:
-        seconds = error.retry_after if error.retry_after is not None else self._cooldown
+        # The learner has held this key's bucket for the named wait (bounded); the key
+        # cools as long, or ``cooldown`` when the server named nothing.
+        seconds = attempt.held if attempt.held > 0 else self._cooldown
         now = attempt.clock()
         group = attempt.pool.group(attempt.model)
         key = (name, group)
         self._cooling[key] = max(self._cooling.get(key, -math.inf), now + seconds)
         self._cooling_reason[name] = f"rate limited (429) on {group or 'no model'}"
-        limiter = attempt.limiter
-        if limiter is not None and seconds > 0:
-            _hold(limiter, seconds, error.metric, attempt)
         # One free move per credential and call: past that, the next strategy's bounds
         # decide, so a call cannot bounce between rate-limited keys forever.
         if attempt.number < len(self._credentials) and self._free_now(attempt, name, group, now):
@@ -285,13 +284,6 @@ class KeyRotation(Strategy):
     def __repr__(self) -> str:
         names = ", ".join(repr(c.name) for c in self._credentials)
         return f"KeyRotation([{names}], cooldown={self._cooldown:g})"
-
-
-def _hold(limiter: RateLimiter, seconds: float, metric: str | None, attempt: Attempt) -> None:
-    """Hold ``limiter`` for ``seconds``, on ``metric``'s dimensions if it has any, else all."""
-    if metric is not None and not any(d.metric == metric for d in limiter.bucket.dimensions):
-        metric = None
-    limiter.hold(seconds, metric=metric, cost=attempt.cost)
 
 
 def _model_access(error: ErrorInfo) -> bool:

@@ -20,14 +20,14 @@ from ratelimit_llm import (
     Cost,
     Dimension,
     MemoryBackend,
-    RateLimiter,
+    Limiter,
     ReservationError,
 )
 from ratelimit_llm.backends import Backend, RedisBackend
 
 pytestmark = pytest.mark.asyncio
 
-MakeLimiter = Callable[[list[Dimension]], RateLimiter]
+MakeLimiter = Callable[[list[Dimension]], Limiter]
 
 # 100 requests per second, 5 at once; 1,000 tokens per second, 50 at once.
 REQUESTS = Dimension("requests/s", "requests", 100, 1.0, 5)
@@ -48,13 +48,13 @@ async def backend(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterat
 
 @pytest.fixture
 def make(backend: Backend) -> MakeLimiter:
-    def make(dims: list[Dimension]) -> RateLimiter:
+    def make(dims: list[Dimension]) -> Limiter:
         return backend.limiter(dims, scope=f"scope-{uuid.uuid4().hex[:8]}")
 
     return make
 
 
-async def _elapsed_acquiring(limiter: RateLimiter, cost: Cost) -> float:
+async def _elapsed_acquiring(limiter: Limiter, cost: Cost) -> float:
     start = time.monotonic()
     reservation = await limiter.acquire(cost)
     assert not reservation.closed
