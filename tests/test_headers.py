@@ -214,7 +214,8 @@ def test_anthropic_rfc3339_resets() -> None:
         DimensionSnapshot("requests", "", 50.0, 49.0, 1.0, 60.0),
         DimensionSnapshot("tokens", "", 100000.0, 90000.0, 6.0, 60.0),
         DimensionSnapshot("input_tokens", "", 20000.0, 19000.0, 3.0, 60.0),
-        DimensionSnapshot("output_tokens", "", 8000.0, 8000.0, 0.0, None),
+        # Full, so nothing to infer a window from: Anthropic's limits are per minute.
+        DimensionSnapshot("output_tokens", "", 8000.0, 8000.0, 0.0, 60.0),
     )
     assert snapshot.retry_after == 17.0
 
