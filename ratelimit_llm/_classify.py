@@ -414,29 +414,19 @@ def _classify(
 
     metric, period = _metric_and_period(text, markers)
     if kind is ErrorKind.CONCURRENCY:
+        # Calls in flight are no bucket of a rate: the numbers count calls.
         metric = period = None
-    elif metric is None and quota.metric is not None:
-        metric = quota.metric
-    if kind is not ErrorKind.CONCURRENCY and period is None:
-        period = quota.period or _openrouter_period(limit_source, search_text)
-    if kind is not ErrorKind.CONCURRENCY and metric is None:
-        metric, exhausted_period = _exhausted(snapshot)
-        period = period or exhausted_period
-    if metric is None and period is not None and dialect is Provider.OPENROUTER:
-        metric = "requests"  # its platform caps count requests
-
-    if kind is ErrorKind.CONCURRENCY:
         limit = _number(_CONCURRENCY_LIMIT, text)
         used = _number(_CONCURRENCY_USED, text)
     else:
-        limit = _number(_LIMIT, text)
-        if limit is None and (found := _OF_PER.search(text)):
-            limit = _to_number(found.group(1))
-        if quota.limit is not None:
-            limit = quota.limit
-        used = _number(_USED, text)
-        if limit is None and (reported := _reported(snapshot, metric)) is not None:
-            limit, used = reported
+        metric = metric or quota.metric
+        period = period or quota.period or _openrouter_period(limit_source, search_text)
+        if metric is None:
+            metric, exhausted_period = _exhausted(snapshot)
+            period = period or exhausted_period
+        if metric is None and period is not None and dialect is Provider.OPENROUTER:
+            metric = "requests"  # its platform caps count requests
+        limit, used = _limit_and_used(text, quota, snapshot, metric)
 
     return ErrorInfo(
         kind=kind,
@@ -457,6 +447,21 @@ def _classify(
     )
 
 
+def _limit_and_used(
+    text: str, quota: _Quota, snapshot: RateLimitSnapshot, metric: str | None
+) -> tuple[float | None, float | None]:
+    """The bucket's size and what was used of it: the message's, else the headers'."""
+    limit = _number(_LIMIT, text)
+    if limit is None and (found := _OF_PER.search(text)):
+        limit = _to_number(found.group(1))
+    if quota.limit is not None:
+        limit = quota.limit
+    used = _number(_USED, text)
+    if limit is None and (reported := _reported(snapshot, metric)) is not None:
+        limit, used = reported
+    return limit, used
+
+
 def _refine(
     kind: ErrorKind,
     status: int,
@@ -472,7 +477,7 @@ def _refine(
     waited: bool,
 ) -> ErrorKind:
     """The generic kind, corrected by what a provider's dialect says it means."""
-    if gemini and status == 429:
+    if gemini and status == 429 and kind in (ErrorKind.INSUFFICIENT_QUOTA, ErrorKind.RATE_LIMIT):
         # "You exceeded your current quota, please check your plan and billing details"
         # is Gemini's text for every RESOURCE_EXHAUSTED, per-minute ones included; only
         # a quota of zero (the tier may not use the model) is for a human to fix.
@@ -586,10 +591,9 @@ def _quota_value(value: object) -> float | None:
 
 def _body_wait(text: str, info: _Body) -> float | None:
     """The wait the body names: the message's, Gemini's ``retryDelay``; the longer."""
-    waits = [wait for wait in (_retry_in(text) if text else None, _retry_delay(info)) if wait]
-    if not waits:
-        return None
-    return max(waits)
+    candidates = (_retry_in(text) if text else None, _retry_delay(info))
+    waits = [wait for wait in candidates if wait is not None]
+    return max(waits) if waits else None
 
 
 def _retry_delay(info: _Body) -> float | None:

@@ -184,11 +184,15 @@ _SIGNATURES: tuple[tuple[str, Provider], ...] = (
     ("openai-version", Provider.OPENAI),
     ("x-compute-type", Provider.TGI),
 )
+_EXACT_RANKS: dict[str, int] = {
+    name: rank for rank, (name, _) in enumerate(_SIGNATURES) if not name.endswith("*")
+}
+_PREFIX_RANKS: tuple[tuple[str, int], ...] = tuple(
+    (name[:-1], rank) for rank, (name, _) in enumerate(_SIGNATURES) if name.endswith("*")
+)
 #: The exact (non-prefix) signature names, for a header reader that keeps only what
 #: it needs.
-SIGNATURE_NAMES: frozenset[str] = frozenset(
-    name for name, _ in _SIGNATURES if not name.endswith("*")
-)
+SIGNATURE_NAMES: frozenset[str] = frozenset(_EXACT_RANKS)
 
 
 def to_provider(value: Provider | str | None, *, parameter: str = "provider") -> Provider | None:
@@ -259,21 +263,24 @@ def provider_from_header_names(names: Iterable[str]) -> Provider:
     Earlier signatures win (Azure before OpenAI, whose headers Azure also sends).
     `Provider.UNKNOWN` when none appears. Never raises.
     """
-    seen: set[str] = set()
+    # One pass over the names with a precomputed rank per signature: this runs on every
+    # response whose sender was not named.
+    best = len(_SIGNATURES)
     try:
         for name in names:
-            if isinstance(name, str):
-                seen.add(name)
+            if not isinstance(name, str):
+                continue
+            rank = _EXACT_RANKS.get(name)
+            if rank is None:
+                for prefix, prefix_rank in _PREFIX_RANKS:
+                    if name.startswith(prefix):
+                        rank = prefix_rank
+                        break
+            if rank is not None and rank < best:
+                best = rank
     except Exception:
         pass
-    for signature, provider in _SIGNATURES:
-        if signature.endswith("*"):
-            hit = any(name.startswith(signature[:-1]) for name in seen)
-        else:
-            hit = signature in seen
-        if hit:
-            return provider
-    return Provider.UNKNOWN
+    return _SIGNATURES[best][1] if best < len(_SIGNATURES) else Provider.UNKNOWN
 
 
 def _host_of(url: str) -> str:

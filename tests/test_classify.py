@@ -1116,3 +1116,9 @@ def test_the_messages_exact_wait_beats_a_whole_second_retry_after() -> None:
     assert exact is not None and exact.retry_after == 0.5
     longer = classify_error(429, {"retry-after": "20"}, body)
     assert longer is not None and longer.retry_after == 20.0
+
+
+def test_a_zero_wait_in_the_message_is_kept() -> None:
+    body = openai_429("requests", "min", "RPM", "Limit 1, Used 1, Requested 1", "0s")
+    info = classify_error(429, None, body)
+    assert info is not None and info.retry_after == 0.0
