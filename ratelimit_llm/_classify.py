@@ -402,11 +402,16 @@ def _classify(
     should_retry, retry_after = snapshot.should_retry, snapshot.retry_after
     named_wait = _body_wait(text, info)
     # "retry-after: 1" is the message's "try again in 33ms" rounded up to a whole
-    # second (the header has no finer unit); the message is the exact figure.
-    if retry_after is None or (
-        named_wait is not None
-        and named_wait <= retry_after < named_wait + 1
-        and retry_after.is_integer()
+    # second (the header has no finer unit); the message is the exact figure. A date
+    # depends on two clocks agreeing: a relative wait in the message beats it too.
+    if (
+        retry_after is None
+        or (named_wait is not None and snapshot.retry_after_is_date)
+        or (
+            named_wait is not None
+            and named_wait <= retry_after < named_wait + 1
+            and retry_after.is_integer()
+        )
     ):
         retry_after = named_wait if named_wait is not None else retry_after
     if retry_after is None and dialect is Provider.OPENROUTER:

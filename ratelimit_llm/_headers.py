@@ -149,9 +149,12 @@ _OVER_LIMIT = "x-ratelimit-over-limit"
 _RETRY_AFTER_MS = "retry-after-ms"
 _RETRY_AFTER = "retry-after"
 _SHOULD_RETRY = "x-should-retry"
+# The server's own clock: an HTTP-date retry-after is measured from it, not from ours.
+_DATE = "date"
+
 _WANTED: frozenset[str] = (
     frozenset(name for table in _TABLES.values() for name in table)
-    | {_RETRY_AFTER_MS, _RETRY_AFTER, _SHOULD_RETRY, _UTILIZATION, _OVER_LIMIT}
+    | {_RETRY_AFTER_MS, _RETRY_AFTER, _SHOULD_RETRY, _UTILIZATION, _OVER_LIMIT, _DATE}
     | SIGNATURE_NAMES
 )
 
@@ -212,7 +215,9 @@ class RateLimitSnapshot:
 
     ``dimensions`` holds one record per bucket that had at least one readable value, in a
     stable order (requests, tokens, input tokens, output tokens; the default scope first).
-    ``retry_after`` is in seconds, from ``retry-after-ms`` or else ``retry-after``;
+    ``retry_after`` is in seconds, from ``retry-after-ms`` or else ``retry-after``
+    (seconds before an HTTP-date); ``retry_after_is_date`` says it came from an
+    HTTP-date, the least trustworthy form (a wait in the 429 message is preferred to it).
     ``should_retry`` is the ``x-should-retry`` header, or `None` without one.
 
     ``provider`` is the dialect the headers were read in: the one the caller named, or
@@ -229,6 +234,7 @@ class RateLimitSnapshot:
     retry_after: float | None = None
     should_retry: bool | None = None
     provider: Provider = Provider.UNKNOWN
+    retry_after_is_date: bool = False
     utilization: float | None = None
     over_limit: bool | None = None
 
@@ -304,13 +310,15 @@ def parse_rate_limit_headers(
         if (dimension := _dimension(key, fields)) is not None
     ]
     dimensions.sort(key=_order)
+    retry_after, is_date = _retry_after(found, now)
     return RateLimitSnapshot(
         dimensions=tuple(dimensions),
-        retry_after=_retry_after(found, now),
+        retry_after=retry_after,
         should_retry=_should_retry(found),
         provider=dialect,
         utilization=_utilization(found),
         over_limit=_over_limit(found),
+        retry_after_is_date=is_date,
     )
 
 
@@ -336,7 +344,7 @@ def parse_retry_after(headers: HeadersLike, *, wall_time: float | None = None) -
     found = _collect(headers)
     if _RETRY_AFTER_MS not in found and _RETRY_AFTER not in found:
         return None
-    return _retry_after(found, time.time() if wall_time is None else wall_time)
+    return _retry_after(found, time.time() if wall_time is None else wall_time)[0]
 
 
 def _collect(headers: object) -> dict[str, list[str]]:
@@ -496,28 +504,51 @@ def _order(dimension: DimensionSnapshot) -> tuple[int, bool, str, float]:
     return (metric, dimension.scope != "", dimension.scope, dimension.window or 0.0)
 
 
-def _retry_after(found: dict[str, list[str]], now: float) -> float | None:
+def _retry_after(found: dict[str, list[str]], now: float) -> tuple[float | None, bool]:
+    """The named wait in seconds, and whether it came from an HTTP-date.
+
+    Relative forms first (``retry-after-ms``, then seconds in ``retry-after``): a date
+    depends on two clocks agreeing. A date is measured from the response's own ``Date``
+    header when it has one (the server's clock against the server's clock), so that a
+    skewed local clock cannot stretch a one-minute wait into an hour.
+    """
     millis_values = found.get(_RETRY_AFTER_MS, [])
     for piece in _pieces(millis_values):
         millis = _to_float(piece)
         if millis is not None and millis >= 0:
-            return millis / 1000
+            return millis / 1000, False
     if millis_values:
         _log.debug("ignored header %s: %s", _RETRY_AFTER_MS, _short(millis_values))
     values = found.get(_RETRY_AFTER, [])
-    # An HTTP-date has a comma of its own ("Wed, 21 Oct 2015 07:28:00 GMT"), so each
-    # whole value is tried as a date before being split as a list.
+    server_now: float | None = None
+    dated: float | None = None
     for value in values:
-        seconds = _http_date(value, now)
+        # An HTTP-date has a comma of its own ("Wed, 21 Oct 2015 07:28:00 GMT"), so each
+        # whole value is tried as a date before being split as a list of numbers.
+        if server_now is None:
+            server_now = _server_time(found, now)
+        seconds = _http_date(value, server_now)
         if seconds is not None:
-            return seconds
-    for piece in _pieces(values):
-        seconds = _to_float(piece)
-        if seconds is not None and seconds >= 0:
-            return seconds
+            dated = seconds if dated is None else dated
+            continue
+        for piece in _pieces([value]):
+            seconds = _to_float(piece)
+            if seconds is not None and seconds >= 0:
+                return seconds, False
+    if dated is not None:
+        return dated, True
     if values:
         _log.debug("ignored header %s: %s", _RETRY_AFTER, _short(values))
-    return None
+    return None, False
+
+
+def _server_time(found: dict[str, list[str]], now: float) -> float:
+    """The response's ``Date`` as Unix seconds, or ``now`` without a readable one."""
+    for value in found.get(_DATE, []):
+        stamp = _http_date(value, 0.0)
+        if stamp is not None:
+            return stamp
+    return now
 
 
 def _http_date(value: str, now: float) -> float | None:

@@ -424,6 +424,17 @@ RETRY_AFTER = [
     ("http-date-bad-day", {"retry-after": "Wed, 99 Aug 2024 17:07:10 GMT"}, None),
     ("http-date-garbage", {"retry-after": "Wed, 21 Foo 2024 17:07:10 GMT"}, None),
     ("http-date-then-number", {"retry-after": "not a date, 7"}, 7.0),
+    (
+        "number-beats-a-date",
+        [("retry-after", "Wed, 21 Aug 2024 17:07:10 GMT"), ("retry-after", "7")],
+        7.0,
+    ),
+    # Measured from the server's own Date, not from a local clock an hour off.
+    (
+        "http-date-against-the-server-clock",
+        {"retry-after": "Wed, 21 Aug 2024 18:07:10 GMT", "date": "Wed, 21 Aug 2024 18:06:40 GMT"},
+        30.0,
+    ),
     ("neither", {"x-ratelimit-limit-requests": "5"}, None),
 ]
 

@@ -19,8 +19,8 @@ from ratelimit_llm import (
     CapacityExceededError,
     Cost,
     Dimension,
-    MemoryBackend,
     Limiter,
+    MemoryBackend,
     ReservationError,
 )
 from ratelimit_llm.backends import Backend, RedisBackend
