@@ -462,6 +462,7 @@ class RateLimiter:
                 reset=reset,
                 mark=mark,
                 resize=self._follow,
+                at=since,
             )
             for metric, limit, remaining, window, reset in readings
         ]

@@ -30,7 +30,7 @@ from typing import Any, Literal, Protocol
 import anyio
 import httpx2
 
-from ._classify import classify_error, classify_error_payload
+from ._classify import RETRYABLE_KINDS, ErrorInfo, classify_error, classify_error_payload
 from ._credentials import Credential
 from ._estimate import CostEstimator, cost_from_usage, usage_from_response
 from ._headers import parse_rate_limit_headers
@@ -324,7 +324,7 @@ class RateLimitedTransport(httpx2.AsyncBaseTransport):
         if await self._retrying(attempt, decision, replayable):
             await response.aclose()
             return None
-        if decision is not None and decision.action == "give_up":
+        if _gave_up(attempt, error):
             self._emit("gave_up", attempt, status=response.status_code, error_kind=kind)
         if decision is not None and decision.error is not None:
             await response.aclose()
@@ -509,6 +509,17 @@ def _rebase(url: Any, base_url: str, module: ModuleType) -> Any:
             break
     joined = base.path.rstrip("/") + path
     return url.copy_with(scheme=base.scheme, host=base.host, port=base.port, path=joined)
+
+
+def _gave_up(attempt: Attempt, error: ErrorInfo | None) -> bool:
+    """Whether handing this error back means giving up on something waiting could cure.
+
+    A 400, a refused key or an exhausted quota on the first attempt is the answer, not a
+    failure of the retry policy: it is not worth a warning.
+    """
+    if attempt.number > 1:
+        return True
+    return error is not None and error.kind in RETRYABLE_KINDS and error.retryable
 
 
 def _creates_batch(request: Any) -> bool:

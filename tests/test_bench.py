@@ -16,6 +16,7 @@ from ratelimit_llm.bench import (
     Scenario,
     builtin_contenders,
     builtin_scenarios,
+    ideal_admissions,
     ideal_seconds,
     run_scenario,
 )
@@ -78,11 +79,19 @@ def test_builtin_sets() -> None:
         "shared-quota",
         "streaming",
         "three-keys",
+        "cold-1s",
+        "cold-2s",
+        "no-headers",
         "quantized",
     ]
     for scenario in builtin_scenarios(3):
         assert scenario.calls, scenario.name
         assert 0 < ideal_seconds(scenario) < scenario.max_seconds, scenario.name
+        # The ideal line ends where the ideal time says, and never runs backwards.
+        times = ideal_admissions(scenario)
+        assert len(times) == len(scenario.calls)
+        assert times == sorted(times)
+        assert times[-1] == pytest.approx(ideal_seconds(scenario)), scenario.name
     assert builtin_contenders()[0].name == "openai-sdk"
 
 

@@ -626,3 +626,23 @@ def test_a_snapshot_is_placed_by_the_quickest_recent_trip() -> None:
     # No server time: the answer's arrival.
     assert transport._produced_at(answer(None), 30.0, 31.0) == 31.0
     assert transport._produced_at(answer("soon"), 30.0, 31.0) == 31.0
+
+
+async def test_a_final_answer_on_the_first_attempt_is_not_reported_as_giving_up() -> None:
+    """A 400 (or a spent quota) is the answer, not a failure of the retry policy: no
+    WARNING "gave_up" for it; a retried failure that runs out of attempts is one."""
+    seen: list[Event] = []
+    telemetry = Telemetry()
+    telemetry.subscribe(seen.append)
+    bad = httpx2.Response(400, json={"error": {"message": "Invalid 'messages'"}})
+    client, _ = client_for(Recorder(bad), strategy=AdaptiveBackoff(), telemetry=telemetry)
+    with pytest.raises(openai.BadRequestError):
+        await chat(client)
+    assert [event.kind for event in seen if event.kind == "gave_up"] == []
+    seen.clear()
+    boom = httpx2.Response(500, json={"error": {"message": "boom", "type": "server_error"}})
+    strategy = AdaptiveBackoff(max_attempts=2, base=0.1)
+    client, _ = client_for(Recorder(boom), strategy=strategy, telemetry=telemetry)
+    with pytest.raises(openai.InternalServerError):
+        await chat(client)
+    assert [event.kind for event in seen if event.kind == "gave_up"] == ["gave_up"]

@@ -252,6 +252,33 @@ async def test_decorator_paces_calls_and_accepts_a_fixed_cost() -> None:
         limiter.limit(cost="nope")  # type: ignore[arg-type]
 
 
+async def test_decorated_calls_open_slow_start_and_a_429_stops_it() -> None:
+    # The decorator sees no headers: each call that returns lets the bucket go one step
+    # deeper; one that raises a 429 gives the last step back.
+    limiter = RateLimiter(Limits(rpm=600))  # opens at 10 at once
+    refuse = False
+
+    @limiter.limit(cost=Cost(requests=1))
+    async def work() -> None:
+        if refuse:
+            raise openai.RateLimitError(
+                "slow down",
+                response=httpx2.Response(429, request=httpx2.Request("POST", "http://x")),
+                body=None,
+            )
+
+    depths = []
+    for _ in range(4):
+        await work()
+        depths.append(limiter.statistics().depths["requests/min"])
+    assert depths == [11, 13, 17, 25]
+    refuse = True
+    with pytest.raises(openai.RateLimitError):
+        await work()
+    assert limiter.statistics().depths["requests/min"] == 17
+    assert limiter.statistics().probing == ()
+
+
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_over_a_real_loopback_server() -> None:
     config = quiet(6_000, 10_000_000)

@@ -57,6 +57,8 @@ class RunResult:
     #: Seen by the server.
     server_requests: int = 0
     server_429s: int = 0
+    #: Of those, the ones in the run's first five seconds (a cold start's refusals).
+    server_429s_first5: int = 0
     server_429s_by_reason: dict[str, int] = field(default_factory=dict)
     server_retries: int = 0
     latency_p50: float = 0.0
@@ -68,6 +70,8 @@ class RunResult:
     server_tokens_used: float = 0.0
     #: Accepted (requests, tokens) per second of the run, from the server's timeline.
     timeline: list[tuple[int, int, int]] = field(default_factory=list)
+    #: When each call that completed did, in seconds from the start, in order.
+    finish_times: list[float] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -147,6 +151,7 @@ async def _run_one(
     await contender.start(RunContext(url, scenario.keys, scenario.told, scenario))
     latencies: list[float] = []
     completed: list[Call] = []
+    finished: list[float] = []
     errors: Counter[str] = Counter()
     finished_at = 0.0
     background_sent = 0
@@ -164,6 +169,7 @@ async def _run_one(
         else:
             latencies.append(loop.time() - began)
             completed.append(call)
+            finished.append(loop.time() - start)
         finally:
             finished_at = max(finished_at, loop.time())
             if on_progress is not None:
@@ -245,6 +251,10 @@ async def _run_one(
         (int(row["second"]), int(row["accepted"]), int(row["tokens_charged"]))
         for row in server["timeline"]
     ]
+    result.server_429s_first5 = sum(
+        int(row["rejected"]) for row in server["timeline"] if int(row["second"]) < 5
+    )
+    result.finish_times = sorted(round(at, 3) for at in finished)
     result.goodput, result.binding = _goodput(scenario, server, result.wall_seconds)
     return result
 

@@ -16,10 +16,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from .._types import Limits
-from ..mock import LatencyModel, MockConfig, MockLimits, OutputModel
+from ..mock import LatencyModel, MockConfig, MockLimits, OutputModel, Profile
 from ..mock._requests import parse_chat, parse_embeddings
 
-__all__ = ["BackgroundLoad", "Call", "Scenario", "builtin_scenarios", "ideal_seconds"]
+__all__ = [
+    "BackgroundLoad",
+    "Call",
+    "Scenario",
+    "builtin_scenarios",
+    "ideal_admissions",
+    "ideal_seconds",
+]
 
 Endpoint = Literal["chat", "embeddings"]
 
@@ -69,37 +76,51 @@ class Scenario:
 def ideal_seconds(scenario: Scenario, calls: Sequence[Call] | None = None) -> float:
     """The shortest time in which the server's limits let the workload through.
 
-    Charges each call as the mock's own admission rule does, then asks how long the
-    binding dimension needs beyond its burst capacity (all keys together), and never
-    less than the last arrival. ``calls`` narrows it to part of the workload (the calls
-    a contender completed, so that one that dropped calls is not credited for them).
+    The last of `ideal_admissions`: charges each call as the mock's own admission rule
+    does, then asks how long the binding dimension needs beyond its burst capacity (all
+    keys together), and never less than the last arrival. ``calls`` narrows it to part
+    of the workload (the calls a contender completed, so that one that dropped calls is
+    not credited for them).
+    """
+    return max(ideal_admissions(scenario, calls), default=0.0)
+
+
+def ideal_admissions(scenario: Scenario, calls: Sequence[Call] | None = None) -> list[float]:
+    """When each call could be admitted at the soonest, in arrival order (the ideal line).
+
+    Each call goes at its arrival, or once the binding dimension's capacity plus refill
+    covers everything before it and itself, whichever is later. An unseen client's
+    share of the quota (`BackgroundLoad`) is not ours to use.
     """
     calls = scenario.calls if calls is None else calls
     limits = scenario.server.limits
     keys = len(scenario.keys)
-    requests = float(len(calls))
     rule = scenario.server.charge_rule
     default_output = scenario.server.output.default_max_tokens
-    tokens = 0.0
-    for call in calls:
-        parse = parse_embeddings if call.endpoint == "embeddings" else parse_chat
-        tokens += rule(parse(dict(call.body)).charge_request(default_output))
-    needs = [max((call.at for call in calls), default=0.0)]
-    background = scenario.background
+    share = 1.0 if limits.burst_seconds is None else limits.burst_seconds / 60.0
     taken = {"requests": 0.0, "tokens": 0.0}
+    background = scenario.background
     if background is not None:
-        # The unseen client's share of each second is not ours to use.
         taken["requests"] = background.per_second
         taken["tokens"] = background.per_second * (
             math.ceil(background.prompt_chars / 4) + background.max_tokens
         )
-    for name, total, limit in (("requests", requests, limits.rpm), ("tokens", tokens, limits.tpm)):
-        if limit:
-            rate = max(1e-9, keys * limit / 60.0 - taken[name])
-            share = 1.0 if limits.burst_seconds is None else limits.burst_seconds / 60.0
-            capacity = keys * limit * share
-            needs.append(max(0.0, (total - capacity) / rate))
-    return max(needs)
+    budgets = [
+        (name, keys * limit * share, max(1e-9, keys * limit / 60.0 - taken[name]))
+        for name, limit in (("requests", limits.rpm), ("tokens", limits.tpm))
+        if limit
+    ]
+    spent = {"requests": 0.0, "tokens": 0.0}
+    times = []
+    for call in sorted(calls, key=lambda c: c.at):
+        parse = parse_embeddings if call.endpoint == "embeddings" else parse_chat
+        spent["requests"] += 1
+        spent["tokens"] += rule(parse(dict(call.body)).charge_request(default_output))
+        at = call.at
+        for name, capacity, rate in budgets:
+            at = max(at, (spent[name] - capacity) / rate)
+        times.append(at)
+    return times
 
 
 # -- the built-in scenarios ------------------------------------------------------------
@@ -170,6 +191,7 @@ def _server(limits: MockLimits, **kwargs: Any) -> MockConfig:
     )
 
 
+
 def _mixed_calls(
     seconds: float, *, rpm: int, tpm: int, stream: bool = False, seed: int = 1
 ) -> tuple[Call, ...]:
@@ -186,6 +208,19 @@ def _mixed_calls(
         max_tokens = rng.randint(50, 300)
         calls.append(_chat(index, spread * index / count, rng, chars, max_tokens, stream))
     return tuple(calls)
+
+
+def _burst_of_mixed_calls(
+    seconds: float, *, tpm: int, burst_seconds: float, seed: int = 9
+) -> tuple[Call, ...]:
+    """Mixed chat sizes, all at once: a slice's worth plus ``seconds`` of refill."""
+    rng = random.Random(seed)
+    average = 395.0  # the admission charge of the mix, as in `_mixed_calls`
+    count = max(20, math.ceil((tpm / 60.0 * (burst_seconds + seconds)) / average))
+    return tuple(
+        _chat(index, 0.0, rng, rng.randint(200, 1_600), rng.randint(50, 300), False)
+        for index in range(count)
+    )
 
 
 def builtin_scenarios(seconds: float = 8.0) -> list[Scenario]:
@@ -269,6 +304,36 @@ def builtin_scenarios(seconds: float = 8.0) -> list[Scenario]:
             told,
             _mixed_calls(seconds, rpm=1_800, tpm=180_000, seed=7),
             keys=keys,
+        )
+    )
+    for slice_seconds in (1.0, 2.0):
+        # The first seconds, cold, as a new user meets them: a burst of mixed calls at
+        # once against a server that enforces its per-minute limits over short slices
+        # (OpenAI documents that it may). Sized so that the slices' refill, not the
+        # burst, takes most of the run.
+        cold = MockLimits(rpm=1_200, tpm=150_000, burst_seconds=slice_seconds)
+        calls = _burst_of_mixed_calls(seconds, tpm=150_000, burst_seconds=slice_seconds)
+        scenarios.append(
+            Scenario(
+                f"cold-{slice_seconds:g}s",
+                f"{len(calls)} mixed calls at once, cold; the server enforces its per-minute "
+                f"limits over {slice_seconds:g}-second slices",
+                _server(cold),
+                Limits(rpm=1_200, tpm=150_000),
+                calls,
+            )
+        )
+    rng = random.Random(10)
+    headerless = MockLimits(rpm=600, tpm=1_000_000)
+    headerless_count = int(600 + 10 * seconds)
+    scenarios.append(
+        Scenario(
+            "no-headers",
+            f"{headerless_count} small calls at once; the server sends no rate-limit headers "
+            "(vLLM, Gemini's and DeepSeek's endpoints)",
+            _server(headerless, profile=Profile.none()),
+            Limits(rpm=600, tpm=1_000_000),
+            tuple(_chat(i, 0.0, rng, 80, 20, False) for i in range(headerless_count)),
         )
     )
     rng = random.Random(8)
