@@ -31,7 +31,8 @@ the subset is answered with the first of a few plain candidates it matches (else
 words); ``not``, ``if``/``then``/``else``, ``patternProperties`` and ``unevaluated*``
 are ignored; ``oneOf`` is not checked for exclusivity; unsatisfiable schemas (``false``,
 contradictory bounds, a required recursion with no end, a ``$ref`` that does not
-resolve) get a best-effort value (``null`` for ``false``).
+resolve) get a best-effort value (``null`` for ``false``, and for every value past the
+5,000th, so no schema makes a draw unbounded).
 """
 
 from __future__ import annotations
@@ -54,6 +55,9 @@ __all__ = ["json_text", "value_for_schema"]
 
 _SHALLOW_DEPTH = 6
 _NODE_BUDGET = 200
+# Even the minimum can grow without end (a node that needs two nodes): past this many
+# values every further one is null, so a hostile schema costs bounded time and memory.
+_HARD_BUDGET = 5_000
 _MAX_DEPTH = 48
 _MAX_REFS = 32
 _MAX_ATTEMPTS = 8
@@ -103,7 +107,7 @@ class _Generator:
 
     def value(self, schema: Any, depth: int) -> Any:
         self.nodes += 1
-        if schema is False:
+        if schema is False or self.nodes > _HARD_BUDGET:
             return None
         if not isinstance(schema, Mapping):
             return self._words()  # ``true``, or junk: anything goes
@@ -408,7 +412,8 @@ class _Generator:
         value = round(self.rng.uniform(first, last), 2)
         if not fits(value):
             value = (first + last) / 2
-        return int(value) if value.is_integer() and self.rng.random() < 0.5 else value
+        # An integral value is written as an integer, so equal numbers look equal (uniqueItems).
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
 
 
 # -- helpers ---------------------------------------------------------------------------
