@@ -67,8 +67,9 @@ class GetTime(pydantic.BaseModel):
 
 ASK: list[ChatCompletionMessageParam] = [{"role": "user", "content": "What is the weather?"}]
 TOOLS = [openai.pydantic_function_tool(GetWeather), openai.pydantic_function_tool(GetTime)]
-#: The strict schema the SDK's ``parse`` sends for ``Report``.
+#: The strict schema the SDK's ``parse`` sends for ``Report``, and its Responses format.
 STRICT_REPORT = openai.pydantic_function_tool(Report)["function"]["parameters"]
+REPORT_FORMAT = {"type": "json_schema", "name": "Report", "schema": STRICT_REPORT, "strict": True}
 
 
 def _auth() -> dict[str, str]:
@@ -601,3 +602,34 @@ async def test_azure_responses_paths_the_sdk_uses(deployment: str | None) -> Non
             await client.responses.create(model="gpt-4o-deployment", input="Hi")
         assert "Responses_Create Operation" in str(caught.value)
         assert caught.value.response.url.path == "/openai/responses"
+
+
+@pytest.mark.asyncio
+async def test_batch_lines_get_tool_calls_and_json_too() -> None:
+    chat = {"model": "gpt-4o", "messages": ASK, "tools": TOOLS}
+    responses = {"model": "gpt-4o", "input": "Report", "text": {"format": REPORT_FORMAT}}
+    lines: list[dict[str, Any]] = [
+        {"custom_id": "chat", "method": "POST", "url": "/v1/chat/completions", "body": chat},
+        {"custom_id": "resp", "method": "POST", "url": "/v1/responses", "body": responses},
+    ]
+    async with mock() as m:
+        results: dict[str, Any] = {}
+        for line in lines:
+            data = (json.dumps(line) + "\n").encode()
+            upload = await m.client.files.create(file=("in.jsonl", data), purpose="batch")
+            batch = await m.client.batches.create(
+                input_file_id=upload.id,
+                endpoint=line["url"],
+                completion_window="24h",
+            )
+            m.clock.advance(5)
+            batch = await m.client.batches.retrieve(batch.id)
+            assert batch.status == "completed" and batch.output_file_id is not None
+            content = await m.client.files.content(batch.output_file_id)
+            results[line["custom_id"]] = json.loads(content.text)["response"]["body"]
+    completion = ChatCompletion.model_validate(results["chat"])
+    assert completion.choices[0].finish_reason == "tool_calls"
+    (call,) = completion.choices[0].message.tool_calls or []
+    GetWeather.model_validate_json(call.function.arguments)  # type: ignore[union-attr]
+    response = Response.model_validate(results["resp"])
+    Report.model_validate_json(response.output_text)
