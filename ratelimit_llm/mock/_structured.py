@@ -71,6 +71,12 @@ class ReplyPlan:
     echo: dict[str, Any] = field(default_factory=dict)
 
 
+#: The plan of a request that names no tools and no format: prose (the common case).
+_PROSE = ReplyPlan()
+_CHAT_KEYS = ("response_format", "tools", "functions", "tool_choice", "function_call")
+_RESPONSES_KEYS = ("text", "tools", "tool_choice")
+
+
 def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
@@ -297,6 +303,8 @@ def chat_reply(
     body: dict[str, Any], messages: list[dict[str, Any]], prompt: list[str]
 ) -> tuple[ReplyPlan, list[str]]:
     """The plan for a chat request and the prompt text its tools and schema add."""
+    if not any(key in body for key in _CHAT_KEYS):
+        return _PROSE, []
     extra: list[str] = []
     schema = _chat_schema(body.get("response_format"), prompt, extra)
     tools = _chat_tools(body.get("tools"))
@@ -340,6 +348,8 @@ def responses_reply(
     body: dict[str, Any], items: str | list[Any] | None, prompt: list[str]
 ) -> tuple[ReplyPlan, list[str]]:
     """The plan for a Responses API request and the prompt text its tools and schema add."""
+    if not any(key in body for key in _RESPONSES_KEYS):
+        return _PROSE, []  # the default echo is what `response_object` says anyway
     extra: list[str] = []
     text = body.get("text")
     schema = _responses_schema(text, prompt, extra)
