@@ -633,3 +633,29 @@ async def test_batch_lines_get_tool_calls_and_json_too() -> None:
     GetWeather.model_validate_json(call.function.arguments)  # type: ignore[union-attr]
     response = Response.model_validate(results["resp"])
     Report.model_validate_json(response.output_text)
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("cap", [None, 4])
+async def test_every_event_of_a_function_call_stream_validates(cap: int | None) -> None:
+    adapter: pydantic.TypeAdapter[ResponseStreamEvent] = pydantic.TypeAdapter(ResponseStreamEvent)
+    body: dict[str, Any] = {"model": "gpt-4o", "input": "Weather?", "tools": RESPONSE_TOOLS}
+    if cap is not None:
+        body["max_output_tokens"] = cap
+    async with mock() as m:
+        raw = await m.http.post("/v1/responses", json={**body, "stream": True}, headers=_auth())
+    data = [line[6:] for line in raw.text.splitlines() if line.startswith("data: ")]
+    events = [adapter.validate_json(item, strict=False) for item in data]
+    names = [line[7:] for line in raw.text.splitlines() if line.startswith("event: ")]
+    assert names == [event.type for event in events]
+    final = events[-1]
+    assert final.type == ("response.completed" if cap is None else "response.incomplete")
+    deltas = [e.delta for e in events if e.type == "response.function_call_arguments.delta"]
+    assert final.response.usage is not None
+    assert final.response.usage.output_tokens == len(deltas)
+    (item,) = final.response.output
+    assert item.type == "function_call" and item.arguments == "".join(deltas)
+    if cap is None:
+        GetWeather.model_validate_json(item.arguments)
+    else:
+        assert len(deltas) == cap and item.status == "incomplete"
