@@ -37,17 +37,30 @@ resolve) get a best-effort value (``null`` for ``false``, and for every value pa
 
 from __future__ import annotations
 
-import base64
 import copy
 import json
 import math
 import random
-import uuid
-from collections.abc import Callable, Mapping
-from fractions import Fraction
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
+from ._formats import STRING_FORMATS
+from ._keywords import (
+    SPAN,
+    as_list,
+    as_mapping,
+    bounds,
+    compatible,
+    count_least,
+    count_most,
+    default_fits,
+    inferred_type,
+    integer_span,
+    kind_of,
+    merge,
+    multiple_of,
+)
 from ._pattern import pattern_matches, pattern_string
 from ._text import fake_words
 
@@ -63,7 +76,6 @@ _MAX_REFS = 32
 _MAX_ATTEMPTS = 8
 _OPTIONAL_ODDS = 0.67
 _DEFAULT_ODDS = 0.5
-_SPAN = 100
 _KNOWN_TYPES = ("object", "array", "string", "integer", "number", "boolean", "null")
 # Plain strings tried, in order, against a pattern we cannot generate from.
 _FALLBACKS = (
@@ -80,8 +92,6 @@ _FALLBACKS = (
     "user@example.com",
     "https://example.com",
 )
-_LOWER_BOUNDS = ("minimum", "minLength", "minItems", "minProperties")
-_UPPER_BOUNDS = ("maximum", "maxLength", "maxItems", "maxProperties")
 
 
 def value_for_schema(schema: Any, rng: random.Random) -> Any:
@@ -120,9 +130,9 @@ class _Generator:
         kinds = self._types(flat)
         enum = flat.get("enum")
         if isinstance(enum, list) and enum:
-            fitting = [item for item in enum if _kind_of(item) in kinds] or enum
+            fitting = [item for item in enum if kind_of(item) in kinds] or enum
             return copy.deepcopy(fitting[int(self.rng.random() * len(fitting))])
-        fits = "default" in flat and _default_fits(flat, flat["default"], kinds)
+        fits = "default" in flat and default_fits(flat, flat["default"], kinds)
         if fits and self.rng.random() < _DEFAULT_ODDS:
             return copy.deepcopy(flat["default"])
         kind = self._choose_type(kinds, shallow)
@@ -151,7 +161,7 @@ class _Generator:
             kinds = []
         kinds = [kind for kind in kinds if kind in _KNOWN_TYPES]
         if not kinds:
-            kinds = [_inferred_type(schema)]
+            kinds = [inferred_type(schema)]
         if schema.get("nullable") is True and "null" not in kinds:
             kinds.append("null")
         if "number" in kinds and "integer" not in kinds:
@@ -172,18 +182,18 @@ class _Generator:
         for _ in range(_MAX_REFS):
             if "$ref" in flat:
                 target = self._resolve(flat.pop("$ref"))
-                flat = _merge(target, flat) if isinstance(target, Mapping) else flat
+                flat = merge(target, flat) if isinstance(target, Mapping) else flat
             elif "allOf" in flat:
                 parts = flat.pop("allOf")
                 for part in parts if isinstance(parts, list) else ():
                     if isinstance(part, Mapping):
-                        flat = _merge(flat, self._flatten(part, shallow))
+                        flat = merge(flat, self._flatten(part, shallow))
             elif "anyOf" in flat or "oneOf" in flat:
                 key = "anyOf" if "anyOf" in flat else "oneOf"
                 branches = flat.pop(key)
                 branch = self._branch(branches, flat, shallow)
                 if branch is not None:
-                    flat = _merge(flat, self._flatten(branch, shallow))
+                    flat = merge(flat, self._flatten(branch, shallow))
             else:
                 break
         return flat
@@ -201,7 +211,7 @@ class _Generator:
         viable = [
             branch
             for branch in branches
-            if isinstance(branch, Mapping) and _compatible(self._target(branch), siblings)
+            if isinstance(branch, Mapping) and compatible(self._target(branch), siblings)
         ]
         if not viable:
             return None
@@ -243,7 +253,7 @@ class _Generator:
     def _object(self, schema: Mapping[str, Any], depth: int, shallow: bool) -> dict[str, Any]:
         properties = schema.get("properties")
         properties = properties if isinstance(properties, Mapping) else {}
-        required = [name for name in _list(schema.get("required")) if isinstance(name, str)]
+        required = [name for name in as_list(schema.get("required")) if isinstance(name, str)]
         extra = schema.get("additionalProperties", True)
         out: dict[str, Any] = {}
         for name, sub in properties.items():
@@ -255,11 +265,11 @@ class _Generator:
             if name not in out:
                 out[name] = self.value(extra if isinstance(extra, Mapping) else {}, depth + 1)
         for name in list(out):
-            for needed in _list(_mapping(schema.get("dependentRequired")).get(name)):
+            for needed in as_list(as_mapping(schema.get("dependentRequired")).get(name)):
                 if isinstance(needed, str) and needed not in out:
                     out[needed] = self.value(properties.get(needed, {}), depth + 1)
-        least = _least(schema.get("minProperties"))
-        most = _most(schema.get("maxProperties"))
+        least = count_least(schema.get("minProperties"))
+        most = count_most(schema.get("maxProperties"))
         wanted = least
         if isinstance(extra, Mapping) and not properties and not shallow:
             wanted = max(least, self.rng.randint(1, 2))  # a dict-like object: a few entries
@@ -285,11 +295,11 @@ class _Generator:
 
     def _array(self, schema: Mapping[str, Any], depth: int, shallow: bool) -> list[Any]:
         items = schema.get("items", {})
-        prefix = _list(schema.get("prefixItems"))
+        prefix = as_list(schema.get("prefixItems"))
         if isinstance(items, list):  # draft 4-2019: a list of items is a tuple
             prefix, items = items, schema.get("additionalItems", {})
-        least = _least(schema.get("minItems"))
-        most = _most(schema.get("maxItems"))
+        least = count_least(schema.get("minItems"))
+        most = count_most(schema.get("maxItems"))
         if shallow:
             size = least
         else:
@@ -326,8 +336,8 @@ class _Generator:
     # -- scalars ----------------------------------------------------------------------
 
     def _string(self, schema: Mapping[str, Any], depth: int) -> str:
-        least = _least(schema.get("minLength"))
-        most = _most(schema.get("maxLength"))
+        least = count_least(schema.get("minLength"))
+        most = count_most(schema.get("maxLength"))
 
         def fits(text: str) -> bool:
             return len(text) >= least and (most is None or len(text) <= most)
@@ -347,7 +357,7 @@ class _Generator:
                 if fits(text) and pattern_matches(pattern, text):
                     return text
         form = schema.get("format")
-        make = _FORMATS.get(form) if isinstance(form, str) else None
+        make = STRING_FORMATS.get(form) if isinstance(form, str) else None
         if make is not None:
             text = make(self.rng)
             if fits(text):
@@ -361,15 +371,15 @@ class _Generator:
         return fake_words(self.rng, self.rng.randint(1, 3))
 
     def _integer(self, schema: Mapping[str, Any]) -> int:
-        low, high = _bounds(schema)
+        low, high = bounds(schema)
         first = math.ceil(low[0]) if low is not None else None
         if low is not None and low[1] and first == low[0]:
             first += 1
         last = math.floor(high[0]) if high is not None else None
         if high is not None and high[1] and last == high[0]:
             last -= 1
-        first, last = _span(first, last)
-        step = _multiple(schema)
+        first, last = integer_span(first, last)
+        step = multiple_of(schema)
         if step is not None:
             # Integers that are multiples of p/q are the multiples of p (p, q coprime).
             stride = abs(step.numerator)
@@ -380,8 +390,8 @@ class _Generator:
         return self.rng.randint(first, last) if first <= last else first
 
     def _number(self, schema: Mapping[str, Any]) -> float | int:
-        low, high = _bounds(schema)
-        step = _multiple(schema)
+        low, high = bounds(schema)
+        step = multiple_of(schema)
 
         def fits(value: float) -> bool:
             if low is not None and (value < low[0] or (low[1] and value == low[0])):
@@ -391,12 +401,12 @@ class _Generator:
         first = low[0] if low is not None else None
         last = high[0] if high is not None else None
         if first is None and last is None:
-            first, last = 0.0, float(_SPAN)
+            first, last = 0.0, float(SPAN)
         elif first is None:
             assert last is not None
-            first = last - _SPAN
+            first = last - SPAN
         elif last is None:
-            last = first + _SPAN
+            last = first + SPAN
         if step is not None:
             # k * step, tried until one divides back exactly (0.1 * 3 does not).
             lowest, highest = math.ceil(first / step), math.floor(last / step)
@@ -414,235 +424,3 @@ class _Generator:
             value = (first + last) / 2
         # An integral value is written as an integer, so equal numbers look equal (uniqueItems).
         return int(value) if value.is_integer() and abs(value) < 2**53 else value
-
-
-# -- helpers ---------------------------------------------------------------------------
-
-
-def _mapping(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _most(value: Any) -> int | None:
-    """A count keyword's value (``maxLength``, ``maxItems``...), or None if it is not one."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        return value
-    if isinstance(value, float) and value.is_integer() and value >= 0:
-        return int(value)
-    return None
-
-
-def _least(value: Any) -> int:
-    """A lower count keyword's value (``minLength``, ``minItems``...), 0 if it is not one."""
-    return _most(value) or 0
-
-
-def _real(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value) if math.isfinite(value) else None
-
-
-def _bounds(
-    schema: Mapping[str, Any],
-) -> tuple[tuple[float, bool] | None, tuple[float, bool] | None]:
-    """The tightest lower and upper bounds, each ``(value, exclusive)``, or None."""
-    lows: list[tuple[float, bool]] = []
-    highs: list[tuple[float, bool]] = []
-    for name, out, exclusive_name in (
-        ("minimum", lows, "exclusiveMinimum"),
-        ("maximum", highs, "exclusiveMaximum"),
-    ):
-        bound = _real(schema.get(name))
-        exclusive = schema.get(exclusive_name)
-        if bound is not None:
-            out.append((bound, exclusive is True))  # draft 4: a boolean beside the bound
-        exclusive_bound = _real(exclusive)
-        if exclusive_bound is not None:
-            out.append((exclusive_bound, True))
-    low = max(lows, key=lambda bound: (bound[0], bound[1])) if lows else None
-    high = min(highs, key=lambda bound: (bound[0], not bound[1])) if highs else None
-    return low, high
-
-
-def _span(first: int | None, last: int | None) -> tuple[int, int]:
-    if first is None and last is None:
-        return 0, _SPAN
-    if first is None:
-        assert last is not None
-        return last - _SPAN, last
-    if last is None:
-        return first, first + _SPAN
-    return first, last
-
-
-def _multiple(schema: Mapping[str, Any]) -> Fraction | None:
-    step = _real(schema.get("multipleOf"))
-    if step is None or step <= 0:
-        return None
-    return Fraction(repr(step))
-
-
-def _default_fits(schema: Mapping[str, Any], value: Any, kinds: list[str]) -> bool:
-    """Whether a ``default`` holds for ``schema`` (JSON Schema does not require it to)."""
-    kind = _kind_of(value)
-    if kind not in kinds:
-        return False
-    if kind == "string":
-        least = _least(schema.get("minLength"))
-        most = _most(schema.get("maxLength"))
-        pattern = schema.get("pattern")
-        if len(value) < least or (most is not None and len(value) > most):
-            return False
-        return not isinstance(pattern, str) or pattern_matches(pattern, value)
-    if kind in ("integer", "number"):
-        low, high = _bounds(schema)
-        if low is not None and (value < low[0] or (low[1] and value == low[0])):
-            return False
-        if high is not None and (value > high[0] or (high[1] and value == high[0])):
-            return False
-        step = _multiple(schema)
-        return step is None or (Fraction(repr(float(value))) / step).denominator == 1
-    return kind in ("boolean", "null")  # containers: drawn, not trusted
-
-
-def _kind_of(value: Any) -> str:
-    """The JSON type of ``value`` (an integral float is an integer, as JSON Schema says)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "integer" if value.is_integer() else "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object" if isinstance(value, dict) else "unknown"
-
-
-def _inferred_type(schema: Mapping[str, Any]) -> str:
-    """The type a schema without ``type`` implies by its keywords (a string if none)."""
-    if any(key in schema for key in ("properties", "required", "additionalProperties")):
-        return "object"
-    if any(key in schema for key in ("items", "prefixItems", "minItems", "maxItems")):
-        return "array"
-    if any(key in schema for key in ("minimum", "maximum", "multipleOf", "exclusiveMinimum")):
-        return "number"
-    for value in (schema.get("const"), *_list(schema.get("enum"))[:1]):
-        if value is not None:
-            return _kind_of(value)
-    return "string"
-
-
-def _compatible(branch: Mapping[str, Any], siblings: Mapping[str, Any]) -> bool:
-    """Whether a union branch can hold beside the schema around it (by declared types)."""
-    mine, theirs = _declared(branch), _declared(siblings)
-    return mine is None or theirs is None or bool(_intersect(mine, theirs))
-
-
-def _declared(schema: Mapping[str, Any]) -> list[str] | None:
-    kind = schema.get("type")
-    if isinstance(kind, str):
-        return [kind]
-    if isinstance(kind, list):
-        return [item for item in kind if isinstance(item, str)]
-    return None
-
-
-def _intersect(first: list[str], second: list[str]) -> list[str]:
-    out = [kind for kind in first if kind in second]
-    if "integer" in first and "number" in second and "integer" not in out:
-        out.append("integer")
-    if "number" in first and "integer" in second and "integer" not in out:
-        out.append("integer")
-    return out
-
-
-def _merge(first: Mapping[str, Any], second: Mapping[str, Any]) -> dict[str, Any]:
-    """Two schemas that must both hold, as one (an ``allOf`` of two, worked out)."""
-    out = dict(first)
-    for key, value in second.items():
-        if key not in out:
-            out[key] = value
-            continue
-        mine = out[key]
-        if key == "properties" and isinstance(mine, Mapping) and isinstance(value, Mapping):
-            merged = dict(mine)
-            for name, sub in value.items():
-                merged[name] = {"allOf": [merged[name], sub]} if name in merged else sub
-            out[key] = merged
-        elif key == "required" and isinstance(mine, list) and isinstance(value, list):
-            out[key] = list(dict.fromkeys([*mine, *value]))
-        elif key in _LOWER_BOUNDS and _real(mine) is not None and _real(value) is not None:
-            out[key] = max(mine, value)
-        elif key in _UPPER_BOUNDS and _real(mine) is not None and _real(value) is not None:
-            out[key] = min(mine, value)
-        elif key == "type":
-            mine_types = _declared(out) or []
-            theirs = _declared(second) or []
-            both = _intersect(mine_types, theirs)
-            out[key] = both if both else mine
-        elif key == "enum" and isinstance(mine, list) and isinstance(value, list):
-            both_values = [item for item in mine if item in value]
-            out[key] = both_values or mine
-        elif key in ("items", "additionalProperties", "contains", "propertyNames"):
-            if mine is False or value is False:
-                out[key] = False
-            elif isinstance(mine, Mapping) and isinstance(value, Mapping):
-                out[key] = {"allOf": [mine, value]}
-            elif isinstance(value, Mapping):
-                out[key] = value
-        elif key in ("allOf", "anyOf", "oneOf") and isinstance(mine, list):
-            # Both sides have a union: keep ours, and require theirs through allOf.
-            out["allOf"] = [*_list(out.get("allOf")), {key: value}]
-        # Any other keyword: the first schema's wins (descriptions, titles, formats...).
-    return out
-
-
-def _date(rng: random.Random) -> str:
-    return f"{rng.randint(2000, 2030):04d}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
-
-
-def _time(rng: random.Random) -> str:
-    return f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}:{rng.randint(0, 59):02d}Z"
-
-
-def _word(rng: random.Random) -> str:
-    return fake_words(rng, 1)
-
-
-_FORMATS: dict[str, Callable[[random.Random], str]] = {
-    "date": _date,
-    "date-time": lambda rng: f"{_date(rng)}T{_time(rng)}",
-    "time": _time,
-    "duration": lambda rng: f"P{rng.randint(0, 9)}DT{rng.randint(1, 23)}H",
-    "email": lambda rng: f"{_word(rng)}.{_word(rng)}@example.com",
-    "idn-email": lambda rng: f"{_word(rng)}@example.com",
-    "uri": lambda rng: f"https://example.com/{_word(rng)}",
-    "url": lambda rng: f"https://example.com/{_word(rng)}",
-    "iri": lambda rng: f"https://example.com/{_word(rng)}",
-    "uri-reference": lambda rng: f"/{_word(rng)}/{_word(rng)}",
-    "iri-reference": lambda rng: f"/{_word(rng)}",
-    "hostname": lambda rng: f"{_word(rng)}.example.com",
-    "idn-hostname": lambda rng: f"{_word(rng)}.example.com",
-    "ipv4": lambda rng: f"192.0.2.{rng.randint(1, 254)}",
-    "ipv6": lambda rng: f"2001:db8::{rng.randint(1, 0xFFFF):x}",
-    "ipvanyaddress": lambda rng: f"192.0.2.{rng.randint(1, 254)}",
-    "ipvanyinterface": lambda rng: f"192.0.2.{rng.randint(1, 254)}/24",
-    "ipvanynetwork": lambda rng: "192.0.2.0/24",
-    "uuid": lambda rng: str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-    "base64": lambda rng: base64.b64encode(_word(rng).encode()).decode(),
-    "base64url": lambda rng: base64.urlsafe_b64encode(_word(rng).encode()).decode(),
-    "binary": _word,
-    "password": _word,
-    "path": lambda rng: f"/tmp/{_word(rng)}",
-    "json-pointer": lambda rng: f"/{_word(rng)}",
-    "regex": lambda rng: f"^{_word(rng)}$",
-}
