@@ -118,7 +118,7 @@ async def handle_api(
     try:
         try:
             payload = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting too deep to decode
             raise BadRequest(BAD_JSON) from None
         if not isinstance(payload, dict):
             raise BadRequest(BAD_JSON)

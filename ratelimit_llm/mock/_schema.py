@@ -72,6 +72,10 @@ _NODE_BUDGET = 200
 # values every further one is null, so a hostile schema costs bounded time and memory.
 _HARD_BUDGET = 5_000
 _MAX_DEPTH = 48
+# Combinator steps (a $ref followed, an allOf part merged, a union branch looked at...)
+# in one draw, all told.
+_STEP_BUDGET = 20_000
+_COMBINATORS = ("$ref", "allOf", "anyOf", "oneOf")
 _MAX_REFS = 32
 _MAX_ATTEMPTS = 8
 _OPTIONAL_ODDS = 0.67
@@ -112,6 +116,7 @@ class _Generator:
         self.root = root
         self.rng = rng
         self.nodes = 0
+        self.steps = 0
 
     # -- dispatch ---------------------------------------------------------------------
 
@@ -176,10 +181,17 @@ class _Generator:
 
     # -- combinators ------------------------------------------------------------------
 
-    def _flatten(self, schema: Mapping[str, Any], shallow: bool) -> dict[str, Any]:
-        """``schema`` with its ``$ref``, ``allOf``, ``anyOf`` and ``oneOf`` worked in."""
+    def _flatten(self, schema: Mapping[str, Any], shallow: bool, level: int = 0) -> dict[str, Any]:
+        """``schema`` with its ``$ref``, ``allOf``, ``anyOf`` and ``oneOf`` worked in.
+
+        Bounded in nesting and in total work (a ``$ref`` can point many times at the same
+        subtree): past either bound, what is left of the combinators is ignored.
+        """
         flat = dict(schema)
         for _ in range(_MAX_REFS):
+            self.steps += 1
+            if level > _MAX_REFS or self.steps > _STEP_BUDGET:
+                break
             if "$ref" in flat:
                 target = self._resolve(flat.pop("$ref"))
                 flat = merge(target, flat) if isinstance(target, Mapping) else flat
@@ -187,15 +199,18 @@ class _Generator:
                 parts = flat.pop("allOf")
                 for part in parts if isinstance(parts, list) else ():
                     if isinstance(part, Mapping):
-                        flat = merge(flat, self._flatten(part, shallow))
+                        flat = merge(flat, self._flatten(part, shallow, level + 1))
             elif "anyOf" in flat or "oneOf" in flat:
                 key = "anyOf" if "anyOf" in flat else "oneOf"
                 branches = flat.pop(key)
                 branch = self._branch(branches, flat, shallow)
                 if branch is not None:
-                    flat = merge(flat, self._flatten(branch, shallow))
+                    flat = merge(flat, self._flatten(branch, shallow, level + 1))
             else:
                 break
+        # Whatever is left unworked is dropped, so the caller does not take it up again.
+        for key in _COMBINATORS:
+            flat.pop(key, None)
         return flat
 
     def _branch(
@@ -208,6 +223,7 @@ class _Generator:
         """
         if not isinstance(branches, list):
             return None
+        self.steps += len(branches)
         viable = [
             branch
             for branch in branches

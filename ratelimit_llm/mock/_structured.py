@@ -165,7 +165,7 @@ def schema_in_texts(texts: Iterable[str]) -> dict[str, Any] | None:
                 break
             try:
                 value, _end = decoder.raw_decode(text, start)
-            except ValueError:
+            except (ValueError, RecursionError):
                 value = None
             if isinstance(value, dict) and isinstance(value.get("properties"), dict):
                 return value

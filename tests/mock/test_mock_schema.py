@@ -195,6 +195,23 @@ def test_unsatisfiable_schemas_still_give_json() -> None:
             assert json.loads(json_text(value)) == value
 
 
+def test_hostile_nesting_and_shared_subtrees_cost_bounded_work() -> None:
+    deep: Any = {"type": "integer"}
+    for _ in range(5_000):
+        deep = {"allOf": [deep]}
+    # Each definition refers three times to the next: 3**40 paths if nothing bounded them.
+    defs: dict[str, Any] = {
+        f"d{i}": {"allOf": [{"$ref": f"#/$defs/d{i + 1}"}] * 3} for i in range(40)
+    }
+    defs["d40"] = {"type": "string"}
+    shared = {"$defs": defs, "$ref": "#/$defs/d0"}
+    wide = {"anyOf": [{"$ref": "#"}] * 1_000 + [{"type": "null"}]}
+    for schema in (deep, shared, wide):
+        value = value_for_schema(schema, random.Random(0))
+        assert json.loads(json_text(value)) == value
+    assert isinstance(value_for_schema(shared, random.Random(1)), str)
+
+
 def test_recursion_terminates_and_output_stays_small() -> None:
     tree = {
         "type": "object",

@@ -659,3 +659,16 @@ async def test_every_event_of_a_function_call_stream_validates(cap: int | None) 
         GetWeather.model_validate_json(item.arguments)
     else:
         assert len(deltas) == cap and item.status == "incomplete"
+
+
+@pytest.mark.asyncio
+async def test_a_body_nested_too_deep_to_decode_is_a_400() -> None:
+    async with mock() as m:
+        body = '{"model": "gpt-4o", "messages": ' + "[" * 100_000 + "]" * 100_000 + "}"
+        raw = await m.http.post(
+            "/v1/chat/completions",
+            content=body,
+            headers={**_auth(), "content-type": "application/json"},
+        )
+        assert raw.status_code == 400
+        assert "could not parse the JSON body" in raw.json()["error"]["message"]
