@@ -157,8 +157,10 @@ def schema_in_texts(texts: Iterable[str]) -> dict[str, Any] | None:
     """The first JSON Schema (an object with ``properties``) written out in ``texts``."""
     decoder = json.JSONDecoder()
     for count, text in enumerate(texts):
-        if count >= _MAX_SCHEMA_TEXTS or len(text) > _MAX_SCHEMA_TEXT:
+        if count >= _MAX_SCHEMA_TEXTS:
             break
+        if len(text) > _MAX_SCHEMA_TEXT:
+            continue
         start = text.find("{")
         for _ in range(_MAX_BRACES):
             if start < 0:
