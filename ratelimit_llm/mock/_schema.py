@@ -74,7 +74,7 @@ _HARD_BUDGET = 5_000
 _MAX_DEPTH = 48
 # Combinator steps (a $ref followed, an allOf part merged, a union branch looked at...)
 # in one draw, all told.
-_STEP_BUDGET = 20_000
+_STEP_BUDGET = 100_000
 _COMBINATORS = ("$ref", "allOf", "anyOf", "oneOf")
 _MAX_REFS = 32
 _MAX_ATTEMPTS = 8
