@@ -26,7 +26,7 @@ the JSON schema format as the compact JSON the SDK sends, which is how
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -234,7 +234,12 @@ def _named(functions: list[Function], name: Any, param: str) -> list[Function]:
 
 
 def _choice(
-    value: Any, functions: list[Function], *, param: str, name_of: Any, allowed_of: Any
+    value: Any,
+    functions: list[Function],
+    *,
+    param: str,
+    name_of: Callable[[dict[str, Any]], Any],
+    allowed_of: Callable[[dict[str, Any]], tuple[Any, set[str]]],
 ) -> tuple[str, list[Function]]:
     """``(mode, allowed functions)`` for a ``tool_choice``-like value."""
     if value is None:
@@ -253,7 +258,9 @@ def _choice(
             )
         return value, functions
     if not isinstance(value, dict):
-        raise _invalid(f"Invalid type for '{param}': expected a string or an object.", param)
+        raise _invalid(
+            f"Invalid type for '{param}': expected a string or an object.", param, "invalid_type"
+        )
     kind = value.get("type", "function")
     if kind == "function":
         return "required", _named(functions, name_of(value), param)
@@ -287,8 +294,14 @@ def _chat_named(value: dict[str, Any]) -> Any:
 def _chat_allowed(value: dict[str, Any]) -> tuple[Any, set[str]]:
     spec = value.get("allowed_tools")
     spec = spec if isinstance(spec, dict) else {}
-    names = {_chat_named(tool) for tool in spec.get("tools") or () if isinstance(tool, dict)}
+    tools = spec.get("tools")
+    names = {_chat_named(tool) for tool in _objects(tools)}
     return spec.get("mode"), {name for name in names if isinstance(name, str)}
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """The objects in ``value`` if it is a list (anything else holds none)."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
 
 
 def _responses_named(value: dict[str, Any]) -> Any:
@@ -296,8 +309,7 @@ def _responses_named(value: dict[str, Any]) -> Any:
 
 
 def _responses_allowed(value: dict[str, Any]) -> tuple[Any, set[str]]:
-    tools = value.get("tools") or ()
-    names = {tool.get("name") for tool in tools if isinstance(tool, dict)}
+    names = {tool.get("name") for tool in _objects(value.get("tools"))}
     return value.get("mode"), {name for name in names if isinstance(name, str)}
 
 
@@ -336,9 +348,7 @@ def chat_reply(
     for message in messages:
         if message.get("role") != "assistant":
             continue
-        for call in message.get("tool_calls") or ():
-            if isinstance(call, dict):
-                called.add(str(_chat_named(call)))
+        called.update(str(_chat_named(call)) for call in _objects(message.get("tool_calls")))
         if isinstance(message.get("function_call"), dict):
             called.add(str(message["function_call"].get("name")))
     user_last = messages[-1].get("role") == "user"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import json
+import random
 from typing import Any, Literal
 
 import httpx2
@@ -16,11 +17,17 @@ import jsonschema
 import openai
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
 from openai.types.responses import Response, ResponseStreamEvent
 
 from ratelimit_llm import CostEstimator
-from ratelimit_llm.mock import MockLimits, Profile, count_tokens, create_app
+from ratelimit_llm.mock import MockLimits, OutputModel, Profile, count_tokens, create_app
+from ratelimit_llm.mock._errors import BadRequest
+from ratelimit_llm.mock._generate import generate_choices
+from ratelimit_llm.mock._render import chat_message, response_output
+from ratelimit_llm.mock._requests import parse_chat, parse_responses
 
 from ._support import KEY, instant, mock
 
@@ -672,3 +679,67 @@ async def test_a_body_nested_too_deep_to_decode_is_a_400() -> None:
         )
         assert raw.status_code == 400
         assert "could not parse the JSON body" in raw.json()["error"]["message"]
+
+
+_KEYS = [
+    "type",
+    "name",
+    "function",
+    "parameters",
+    "schema",
+    "json_schema",
+    "format",
+    "mode",
+    "tools",
+    "properties",
+    "required",
+    "items",
+    "$ref",
+    "anyOf",
+    "enum",
+    "minimum",
+]
+_JSON: st.SearchStrategy[Any] = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(_KEYS), children, max_size=5)
+    ),
+    max_leaves=20,
+)
+_FIELD_VALUES = _JSON | st.sampled_from(["auto", "none", "required", "json_object"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    endpoint=st.sampled_from(["chat.completions", "responses"]),
+    fields=st.dictionaries(
+        st.sampled_from(
+            ["tools", "tool_choice", "functions", "function_call", "response_format", "text"]
+        ),
+        _FIELD_VALUES,
+        max_size=4,
+    ),
+    history=st.lists(_JSON, max_size=3),
+)
+def test_any_tools_and_formats_get_an_answer_or_a_400(
+    endpoint: str, fields: dict[str, Any], history: list[Any]
+) -> None:
+    """Whatever shape these fields take, the request parses (or is a 400) and renders."""
+    if endpoint == "chat.completions":
+        messages = [{"role": "assistant", "tool_calls": item} for item in history]
+        body = {"model": "m", "messages": [*messages, {"role": "user", "content": "hi"}]}
+    else:
+        body = {"model": "m", "input": [*history, {"role": "user", "content": "hi"}]}
+    body.update(fields)
+    try:
+        parsed = (parse_chat if endpoint == "chat.completions" else parse_responses)(body)
+    except BadRequest as exc:
+        assert exc.body()["error"]["type"] == "invalid_request_error"
+        return
+    choices = generate_choices(parsed, OutputModel(), random.Random(0))
+    for choice in choices:
+        json.dumps(chat_message(choice))
+        json.dumps(response_output("fc_1", choice, "completed"))
+        for call in choice.tool_calls:
+            json.loads(call.arguments)
