@@ -46,13 +46,14 @@ from ._render import (
     chat_usage,
     dumps,
     embedding_response,
-    response_message,
     response_object,
+    response_output,
     response_usage,
 )
+from ._replies import Choice, Choices
 from ._requests import ParsedRequest, parse_chat, parse_embeddings, parse_responses
 from ._state import MockState
-from ._streams import Choices, StreamPlan, chat_frames, paced, response_frames
+from ._streams import StreamPlan, chat_frames, paced, response_frames
 from ._text import request_rng
 
 __all__ = ["handle_api", "json_response"]
@@ -117,7 +118,7 @@ async def handle_api(
     try:
         try:
             payload = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nesting too deep to decode
             raise BadRequest(BAD_JSON) from None
         if not isinstance(payload, dict):
             raise BadRequest(BAD_JSON)
@@ -313,17 +314,17 @@ class _Call:
     async def _chat(
         self, buckets: BucketSet, prompt: int, delays: Timing, choices: Choices
     ) -> Response:
-        longest = max(len(pieces) for pieces, _ in choices)
+        longest = max(choice.tokens for choice in choices)
         wait = delays.total(longest)
         await self.state.pause(wait)
-        completion = sum(len(pieces) for pieces, _ in choices)
+        completion = sum(choice.tokens for choice in choices)
         self._finish(buckets, prompt + completion)
         headers = self._response_headers(buckets, self.state.clock(), wait)
         body = chat_completion(
             id_=self.state.new_id("chatcmpl-", 24),
             created=int(time.time()),
             model=self.parsed.model,
-            choices=[("".join(pieces), finish) for pieces, finish in choices],
+            choices=choices,
             usage=chat_usage(prompt, completion),
         )
         return json_response(200, body, self._damage(headers))
@@ -331,26 +332,31 @@ class _Call:
     async def _response(
         self, buckets: BucketSet, prompt: int, delays: Timing, choices: Choices
     ) -> Response:
-        pieces, finish = choices[0]
-        wait = delays.total(len(pieces))
+        choice = choices[0]
+        wait = delays.total(choice.tokens)
         await self.state.pause(wait)
-        self._finish(buckets, prompt + len(pieces))
+        self._finish(buckets, prompt + choice.tokens)
         headers = self._response_headers(buckets, self.state.clock(), wait)
-        incomplete = finish == "length"
+        incomplete = choice.finish == "length"
         status = "incomplete" if incomplete else "completed"
-        item = response_message(self.state.new_id("msg_", 32), "".join(pieces), status)
+        output = response_output(self._item_id(choice), choice, status)
         body = response_object(
             id_=self.state.new_id("resp_", 32),
             created=int(time.time()),
             model=self.parsed.model,
             status=status,
-            output=[item],
-            usage=response_usage(prompt, len(pieces)),
+            output=output,
+            usage=response_usage(prompt, choice.tokens),
             max_output_tokens=self.parsed.max_output,
             instructions=self.parsed.instructions,
             incomplete=incomplete,
+            echo=self.parsed.reply.echo,
         )
         return json_response(200, body, self._damage(headers))
+
+    def _item_id(self, choice: Choice) -> str:
+        """A Responses output item's id: ``fc_`` for a function call, ``msg_`` for text."""
+        return self.state.new_id("fc_" if choice.tool_calls else "msg_", 32)
 
     async def _embeddings(self, buckets: BucketSet, prompt: int, delays: Timing) -> Response:
         await self.state.pause(delays.first_token)
@@ -371,7 +377,7 @@ class _Call:
         )
         headers["cache-control"] = "no-cache, must-revalidate"
         fault, parsed, state = self.fault, self.parsed, self.state
-        longest = max(len(pieces) for pieces, _ in choices)
+        longest = max(choice.tokens for choice in choices)
         failing = fault in _STREAM_FAILURES
         plan = StreamPlan(
             model=parsed.model,
@@ -380,6 +386,7 @@ class _Call:
             choices=choices,
             cut_at=int(longest * self.config.faults.stream_cut_fraction) if failing else -1,
             error=fault is FaultKind.STREAM_ERROR,
+            echo=parsed.reply.echo,
         )
         emitted = [0]
         steps = (
@@ -393,7 +400,7 @@ class _Call:
             else response_frames(
                 plan,
                 response_id=state.new_id("resp_", 32),
-                item_id=state.new_id("msg_", 32),
+                item_id=self._item_id(choices[0]),
                 max_output_tokens=parsed.max_output,
                 instructions=parsed.instructions,
                 emitted=emitted,
