@@ -34,7 +34,7 @@ from ._strategy import Attempt, Decision, Strategy, compose
 from ._telemetry import Event, RouteStatistics, Telemetry
 from ._transport import RateLimitedTransport
 from ._types import Cost, Dimension, Limits
-from ._wrap import transport_of, wrap
+from ._wrap import http_client, transport_of, wrap
 from .backends import Backend, MemoryBackend, backend_from
 from .strategies import AdaptiveBackoff, CredentialState, FixedDelay, KeyRotation
 
@@ -83,6 +83,7 @@ __all__ = [
     "compose",
     "cost_from_usage",
     "estimate_cost",
+    "http_client",
     "parse_rate_limit_headers",
     "redact_key",
     "transport_of",

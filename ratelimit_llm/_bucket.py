@@ -395,7 +395,6 @@ class Bucket:
         reset: float | None = None,
         mark: Mark | None = None,
         resize: bool = True,
-        at: float | None = None,
     ) -> str | None:
         """Correct the local view from what the server reported for one dimension.
 
@@ -410,9 +409,8 @@ class Bucket:
         near the capacity shows the whole depth too. A server that enforces a minute's
         limit per second ("quantized") shows up as a depth far below a minute's.
         A slow-starting dimension *opens* to the depth shown (its level may then rise,
-        to the server's remaining net of later sends, plus what the server refilled
-        since it took the snapshot at ``at``); an open one adopts a depth that differs by
-        more than 10 %, without a free burst.
+        to the server's remaining net of later sends); an open one adopts a depth that
+        differs by more than 10 %, without a free burst.
 
         Returns the name of the dimension that was corrected, or ``None`` when no
         dimension matches.
@@ -433,11 +431,8 @@ class Bucket:
             if shown is not None:
                 self._probing[index] = False
                 self._depth[index] = shown
-                # Open: the server's word, net of what left since and with what it has
-                # refilled since (a busy client reads an answer late), is the level now.
-                since = 0.0 if at is None else max(0.0, now - at)
-                refilled = self._dimensions[index].rate * since
-                self._levels[index] = min(shown, server_level + refilled)
+                # Open: the server's word, net of what it had not seen, is the level now.
+                self._levels[index] = min(shown, server_level)
             else:
                 # Only a lower bound on the depth: the server holds at least this much.
                 self._depth[index] = min(self._capacity[index], max(self._depth[index], remaining))

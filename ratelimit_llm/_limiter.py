@@ -462,7 +462,6 @@ class RateLimiter:
                 reset=reset,
                 mark=mark,
                 resize=self._follow,
-                at=since,
             )
             for metric, limit, remaining, window, reset in readings
         ]

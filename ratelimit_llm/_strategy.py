@@ -83,6 +83,13 @@ class Attempt:
     #: Seconds the learner held this attempt's bucket after its answer (a 429's named
     #: wait, bounded by `Learner.max_hold`); 0 when it held nothing.
     held: float = 0.0
+    #: The most attempts this call may make, whatever the strategy decides: the budget
+    #: of a client made with ``with_options(max_retries=N)`` (N + 1), or 1 for a retry
+    #: the SDK itself makes; ``None`` leaves it to the strategy.
+    max_attempts: int | None = None
+    #: A stream that will report no usage (asked without ``include_usage``): it is
+    #: settled from what streamed instead.
+    streams_without_usage: bool = False
 
     @property
     def succeeded(self) -> bool:

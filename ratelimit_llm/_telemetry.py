@@ -86,6 +86,13 @@ class RouteStatistics:
     tokens_actual: float = 0.0
     #: Calls whose usage was settled (tokens_estimated covers all requests).
     settled: int = 0
+    #: Of those, streams that reported no usage: settled from what they streamed,
+    #: counted as the estimate counts (characters / 4).
+    settled_estimated: int = 0
+
+
+#: The ``detail`` of a "settled" event whose stream reported no usage.
+ESTIMATED_FROM_STREAM = "estimated from what streamed"
 
 
 class _Counters:
@@ -96,6 +103,7 @@ class _Counters:
         "requests",
         "retries",
         "settled",
+        "settled_estimated",
         "succeeded",
         "time_waited",
         "tokens_actual",
@@ -104,6 +112,7 @@ class _Counters:
 
     def __init__(self) -> None:
         self.requests = self.succeeded = self.retries = self.gave_up = self.settled = 0
+        self.settled_estimated = 0
         self.time_waited = self.tokens_estimated = self.tokens_actual = 0.0
         self.errors: dict[str, int] = {}
         self.rate_limited: dict[str, int] = {}
@@ -170,6 +179,7 @@ class Telemetry:
                 tokens_estimated=c.tokens_estimated,
                 tokens_actual=c.tokens_actual,
                 settled=c.settled,
+                settled_estimated=c.settled_estimated,
             )
             for (key, model), c in self._counters.items()
         ]
@@ -200,6 +210,8 @@ class Telemetry:
         elif kind == "settled":
             counters.settled += 1
             counters.tokens_actual += event.tokens_actual or 0.0
+            if event.detail == ESTIMATED_FROM_STREAM:
+                counters.settled_estimated += 1
 
 
 def _describe(event: Event) -> str:

@@ -64,9 +64,10 @@ def client_of(config: MockConfig) -> tuple[openai.AsyncOpenAI, Any]:
 
 def chat_limiter(wrapped: openai.AsyncOpenAI) -> Limiter:
     """The bucket of the chat model (the model list has one of its own)."""
-    (limiter,) = [
+    chat: list[Limiter] = [
         limiter for (_, model), limiter in transport_of(wrapped).limiters().items() if model
     ]
+    (limiter,) = chat
     return limiter
 
 
@@ -129,10 +130,10 @@ async def test_a_quantized_server_refuses_almost_nothing_from_the_first_second(
     await mixed_calls(wrapped, 300)
     seen = stats(app)
     assert seen["accepted"] == 300
-    # The opening burst is never refused; what is (at most 1 %) comes later, one at a
-    # time, at the steady limit (trio's scheduling varies the moment: seen at 2, 15, 26,
-    # 30 and 47 s).
-    assert refused_in_first(seen, 1) == 0
+    # Nothing refused in the first five seconds, and at most 1 % in all. (Before the
+    # snapshot discount counted the calls still on their way to the server, a refusal
+    # came now and then at the exact limit, in some of trio's task orders.)
+    assert refused_in_first(seen, 5) == 0
     assert seen["rejected"] <= 3
 
 

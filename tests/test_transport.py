@@ -609,7 +609,7 @@ async def test_inference_calls_are_still_retried_after_a_5xx() -> None:
     assert len(server.requests) == 2
 
 
-def test_a_snapshot_is_placed_by_the_quickest_recent_trip() -> None:
+def test_a_snapshots_send_cut_off_is_placed_by_the_quickest_recent_trip() -> None:
     transport = RateLimitedTransport(
         httpx2.MockTransport(lambda request: httpx2.Response(200)), limits=Limits(rpm=60)
     )
@@ -618,11 +618,13 @@ def test_a_snapshot_is_placed_by_the_quickest_recent_trip() -> None:
         headers = {} if processing_ms is None else {"openai-processing-ms": processing_ms}
         return httpx2.Response(200, headers=headers)
 
-    # A quick call: 200 ms there and back, the snapshot halfway.
-    assert transport._produced_at(answer("50"), 10.0, 10.25) == pytest.approx(10.15)
-    # A call that queued here for two seconds before it left: the way back is still the
-    # network's 100 ms, so the snapshot is near the answer, not a second before it.
-    assert transport._produced_at(answer("50"), 20.0, 22.05) == pytest.approx(22.05 - 0.101)
+    # A quick call: 200 ms there and back, the snapshot taken halfway; what it counts
+    # is what had arrived by then, so what left a whole trip before the answer.
+    assert transport._produced_at(answer("50"), 10.0, 10.25) == pytest.approx(10.05)
+    # A call that queued here for two seconds before it left: the network's trip is
+    # still 200 ms (the quickest seen, creeping up 1 %), so the cut-off is near the
+    # answer, not two seconds before it.
+    assert transport._produced_at(answer("50"), 20.0, 22.05) == pytest.approx(22.05 - 0.202)
     # No server time: the answer's arrival.
     assert transport._produced_at(answer(None), 30.0, 31.0) == 31.0
     assert transport._produced_at(answer("soon"), 30.0, 31.0) == 31.0

@@ -73,7 +73,8 @@ async def test_wrap_returns_a_limited_copy_and_leaves_the_original_alone() -> No
     assert client.max_retries == 2
     assert not isinstance(client._client._transport, ratelimit_llm.RateLimitedTransport)
     transport = transport_of(wrapped)
-    assert isinstance(transport._inner, httpx2.ASGITransport)
+    # Behind the limiter, requests go the way the original client sends them.
+    assert cast(Any, transport)._inner._client is client._client
     response = await chat(wrapped)
     assert response.usage is not None
     (stats,) = transport.statistics()
@@ -304,3 +305,32 @@ async def test_wrap_caps_calls_in_flight_at_the_pool_size() -> None:
     assert transport_of(wrap(client, rpm=60)).max_in_flight == 1_000  # the SDK's pool
     assert transport_of(wrap(client, rpm=60, max_in_flight=None)).max_in_flight is None
     assert transport_of(wrap(client, rpm=60, max_in_flight=8)).max_in_flight == 8
+
+
+# The SDK leaves its SSE generators unfinished after "[DONE]"; trio warns when they are
+# collected, asyncio finalizes them quietly.
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_stream_without_usage_is_settled_from_what_streamed() -> None:
+    # LangChain's default with a custom client: stream=True without include_usage.
+    app = create_app(quiet(600, 1_000_000))
+    http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app))
+    client = openai.AsyncOpenAI(api_key=KEY, base_url="http://mock/v1", http_client=http)
+    wrapped = wrap(client, rpm=600, tpm=1_000_000)
+    stream = await wrapped.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Say something kind about rate limits. " * 5}],
+        max_tokens=400,
+        stream=True,
+    )
+    text = ""
+    async for chunk in stream:
+        assert chunk.usage is None  # what the caller sees is untouched
+        if chunk.choices and chunk.choices[0].delta.content:
+            text += chunk.choices[0].delta.content
+    (stats,) = transport_of(wrapped).statistics()
+    assert (stats.settled, stats.settled_estimated) == (1, 1)
+    # The estimate's prompt part plus the streamed text counted as the estimate counts
+    # (characters / 4), not the 400-token output reservation kept whole.
+    prompt = stats.tokens_estimated - 400
+    assert stats.tokens_actual == prompt + -(-len(text) // 4)
+    assert text

@@ -191,7 +191,6 @@ def _server(limits: MockLimits, **kwargs: Any) -> MockConfig:
     )
 
 
-
 def _mixed_calls(
     seconds: float, *, rpm: int, tpm: int, stream: bool = False, seed: int = 1
 ) -> tuple[Call, ...]:
