@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from ._classify import ErrorInfo
+from ._classify import ErrorInfo, ErrorKind
 from ._credentials import Credential
 from ._headers import RateLimitSnapshot
 from ._interface import Limiter, Reservation
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from ._pool import LimiterPool
     from ._telemetry import Telemetry
 
-__all__ = ["Attempt", "Decision", "Strategy", "compose"]
+__all__ = ["Attempt", "Decision", "Strategy", "compose", "retry_kind"]
 
 
 @dataclass(eq=False)
@@ -90,6 +90,9 @@ class Attempt:
     #: A stream that will report no usage (asked without ``include_usage``): it is
     #: settled from what streamed instead.
     streams_without_usage: bool = False
+    #: Retries made so far for this call, by kind of failure (see `retry_kind`);
+    #: counted by the transport as it retries.
+    retried: dict[str, int] = field(default_factory=dict)
 
     @property
     def succeeded(self) -> bool:
@@ -112,6 +115,25 @@ class Attempt:
         credential = credential or self.default_credential
         name = credential.name if credential is not None else "<no key>"
         return self.pool.get(name, self.model)
+
+
+_KIND_OF_RETRY: dict[ErrorKind, str] = {
+    ErrorKind.RATE_LIMIT: "throttling",
+    ErrorKind.BUDGET_WAIT: "throttling",
+    ErrorKind.CONCURRENCY: "concurrency",
+    ErrorKind.RESOURCE_UNAVAILABLE: "flex",
+    ErrorKind.INSUFFICIENT_QUOTA: "quota",
+    ErrorKind.REQUEST_TOO_LARGE: "too_large",
+}
+
+
+def retry_kind(error: ErrorInfo | None) -> str:
+    """The retry budget a failure draws on: ``"throttling"``, ``"concurrency"``,
+    ``"overload"`` (server errors of every other kind), ``"flex"``, ``"quota"``,
+    ``"too_large"``, or ``"connection"`` when there was no answer at all."""
+    if error is None:
+        return "connection"
+    return _KIND_OF_RETRY.get(error.kind, "overload")
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,8 @@ class Event:
     tokens_estimated: float | None = None
     tokens_actual: float | None = None
     detail: str | None = None
+    #: For "retry": the budget it drew on (``"throttling"``, ``"overload"``, ...).
+    retry_kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,8 @@ class RouteStatistics:
     #: 429s by kind (a subset of ``errors``; ``rate_limit:tokens`` when the metric is known).
     rate_limited: dict[str, int] = field(default_factory=dict)
     retries: int = 0
+    #: Retries by the budget they drew on, e.g. ``{"throttling": 3, "connection": 1}``.
+    retries_by_kind: dict[str, int] = field(default_factory=dict)
     gave_up: int = 0
     #: Seconds spent waiting in line, summed over attempts.
     time_waited: float = 0.0
@@ -102,6 +106,7 @@ class _Counters:
         "rate_limited",
         "requests",
         "retries",
+        "retries_by_kind",
         "settled",
         "settled_estimated",
         "succeeded",
@@ -116,6 +121,7 @@ class _Counters:
         self.time_waited = self.tokens_estimated = self.tokens_actual = 0.0
         self.errors: dict[str, int] = {}
         self.rate_limited: dict[str, int] = {}
+        self.retries_by_kind: dict[str, int] = {}
 
 
 class Telemetry:
@@ -178,6 +184,7 @@ class Telemetry:
                 time_waited=c.time_waited,
                 tokens_estimated=c.tokens_estimated,
                 tokens_actual=c.tokens_actual,
+                retries_by_kind=dict(c.retries_by_kind),
                 settled=c.settled,
                 settled_estimated=c.settled_estimated,
             )
@@ -205,6 +212,9 @@ class Telemetry:
                 counters.rate_limited[label] = counters.rate_limited.get(label, 0) + 1
         elif kind == "retry":
             counters.retries += 1
+            if event.retry_kind:
+                by_kind = counters.retries_by_kind
+                by_kind[event.retry_kind] = by_kind.get(event.retry_kind, 0) + 1
         elif kind == "gave_up":
             counters.gave_up += 1
         elif kind == "settled":

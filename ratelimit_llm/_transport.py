@@ -37,7 +37,7 @@ from ._interface import Limiter, Reservation
 from ._learner import Learner
 from ._pool import LimiterPool
 from ._sse import UsageWatcher
-from ._strategy import Attempt, Decision, Strategy
+from ._strategy import Attempt, Decision, Strategy, retry_kind
 from ._telemetry import ESTIMATED_FROM_STREAM, Event, RouteStatistics, Telemetry
 from ._types import Cost
 
@@ -411,7 +411,11 @@ class RateLimitedTransport(_AsyncTransportBase):
         if attempt.number >= _HARD_ATTEMPT_LIMIT:
             _log.warning("giving up after %d attempts", attempt.number)
             return False
-        self._emit("retry", attempt, wait=decision.delay, detail=decision.reason or None)
+        kind = retry_kind(attempt.error)
+        attempt.retried[kind] = attempt.retried.get(kind, 0) + 1
+        self._emit(
+            "retry", attempt, wait=decision.delay, detail=decision.reason or None, retry_kind=kind
+        )
         if decision.delay > 0:
             await anyio.sleep(decision.delay)
         return True

@@ -648,3 +648,25 @@ async def test_a_final_answer_on_the_first_attempt_is_not_reported_as_giving_up(
     with pytest.raises(openai.InternalServerError):
         await chat(client)
     assert [event.kind for event in seen if event.kind == "gave_up"] == ["gave_up"]
+
+
+async def test_retries_are_counted_by_the_budget_they_draw_on() -> None:
+    server = Recorder(
+        httpx2.Response(503, json={"error": {"message": "overloaded", "type": "server_error"}}),
+        httpx2.Response(
+            429,
+            json={
+                "error": {
+                    "message": "Rate limit reached. Please try again in 1s.",
+                    "type": "requests",
+                    "code": "rate_limit_exceeded",
+                }
+            },
+        ),
+        httpx2.Response(200, json=completion()),
+    )
+    client, transport = client_for(server, strategy=AdaptiveBackoff(base=0.1))
+    await chat(client)
+    (route,) = transport.statistics()
+    assert route.retries == 2
+    assert route.retries_by_kind == {"overload": 1, "throttling": 1}
