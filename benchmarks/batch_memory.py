@@ -15,7 +15,8 @@ result without keeping it, and reports:
 * the journal's size on disk. Target: peak RSS under 200 MB.
 
 Run ``python benchmarks/batch_memory.py`` (``--quick`` for 20,000 requests, ``--requests
-N`` for any count); it prints a table and writes ``benchmarks/results/batch_memory.json``.
+N`` for any count, ``--max-requests N`` for smaller batches, hence more journal commits);
+it prints a table and writes ``benchmarks/results/batch_memory.json``.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def requests(count: int) -> Iterator[dict[str, Any]]:
         }
 
 
-async def drive(base_url: str, journal: Path, count: int) -> dict[str, Any]:
+async def drive(base_url: str, journal: Path, count: int, max_requests: int) -> dict[str, Any]:
     """Run the whole job; returns counts (results are counted, never kept)."""
     stats = batch.BatchStatistics()
     ok = failed = 0
@@ -117,6 +118,7 @@ async def drive(base_url: str, journal: Path, count: int) -> dict[str, Any]:
             requests(count),
             journal=journal,
             endpoint=CHAT,
+            limits=batch.BatchLimits(max_requests=max_requests),
             poll=batch.FixedPoll(0.1),
             statistics=stats,
             spool_dir=journal.parent,
@@ -135,7 +137,7 @@ async def drive(base_url: str, journal: Path, count: int) -> dict[str, Any]:
     }
 
 
-def measure(count: int) -> dict[str, Any]:
+def measure(count: int, max_requests: int = 50_000) -> dict[str, Any]:
     config = MockConfig(
         limits=MockLimits(rpm=10_000_000, tpm=10_000_000_000),
         latency=LatencyModel.instant(),
@@ -148,7 +150,7 @@ def measure(count: int) -> dict[str, Any]:
         rss_before = _max_rss_mb()
         with sampler:
             started = time.perf_counter()
-            counts = anyio.run(drive, base_url, journal, count)
+            counts = anyio.run(drive, base_url, journal, count, max_requests)
             wall = time.perf_counter() - started
         journal_mb = sum(
             path.stat().st_size for path in Path(tmp).glob("job.db*") if path.is_file()
@@ -156,6 +158,7 @@ def measure(count: int) -> dict[str, Any]:
     peak = _max_rss_mb()
     return {
         "requests": count,
+        "max_requests": max_requests,
         **counts,
         "wall_s": round(wall, 2),
         "requests_per_s": round(count / wall, 1),
@@ -210,12 +213,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else None)
     parser.add_argument("--requests", type=int, default=200_000, help="requests (200,000)")
     parser.add_argument("--quick", action="store_true", help="20,000 requests")
+    parser.add_argument(
+        "--max-requests", type=int, default=50_000, help="requests per batch (50,000)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON")
     args = parser.parse_args(argv)
     count = 20_000 if args.quick else args.requests
     if count < 1:
         parser.error("--requests must be >= 1")
-    row = measure(count)
+    if args.max_requests < 1:
+        parser.error("--max-requests must be >= 1")
+    row = measure(count, args.max_requests)
     report(row)
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "batch_memory.json"
