@@ -18,7 +18,7 @@ Options shared by the entry points:
 :param delete_files: delete each batch's input, output and error files once the journal
     holds their contents (default True: the journal is the copy that matters, and batch
     files count against the project's storage for 30 days otherwise).
-:param metadata: extra ``metadata`` for every batch (at most 15 pairs: one is ours).
+:param metadata: extra ``metadata`` for every batch (at most 13 pairs: three are ours).
 :param checkpoint: called with the name of each durable step (see `Checkpoint`).
 :param statistics: a `BatchStatistics` to fill with counters.
 :param spool_dir: where batch files are written before upload (default: the temp dir).

@@ -33,18 +33,24 @@ Every update of a request names the chunk it expects the request in and ``state 
 'queued'``, so replaying a chunk's collection after a crash changes nothing twice, and a
 stray line from an older batch cannot overwrite a newer answer.
 
-**The main file alone is the record.** A driving connection runs in WAL mode, and every
-commit is followed, before the method returns, by ``wal_checkpoint(TRUNCATE)``: the
-committed pages are copied into the main file and synced, and the ``-wal`` is emptied.
-So wherever the runner takes a remote action, ``job.db`` holds everything before it, and
-losing ``job.db-wal`` loses at most a transaction that had not committed yet, which no
-remote call depended on. WAL rather than a rollback journal (``DELETE`` with
-``synchronous=FULL``), at about the same cost per commit (see ``docs/batch.md``): in
-rollback mode a big transaction (the ingest of 200,000 requests) spills pages into the
-main file before it commits, so a kill during it leaves a main file that only the hot
-``-journal`` can repair; under WAL the main file changes only while a checkpoint runs.
-A clean close switches the file back to ``journal_mode=DELETE``, so at rest it is one
-self-contained file that a read-only opener reads without creating a ``-wal`` or ``-shm``.
+**The main file alone is the record wherever the server is changed.** A driving
+connection runs in WAL mode, and before each remote call that changes something (an
+upload, a ``batches.create``, a cancel, a file deletion) the runner calls `sync`:
+``wal_checkpoint(TRUNCATE)`` copies every commit into the main file, syncs it and empties
+the ``-wal``. So ``job.db`` alone holds every intent the server has acted on, and losing
+``job.db-wal`` loses only commits since the last change on the server (a poll's status,
+part of a collection: replayed from the batch's files, which are deleted only after a
+sync). Why there, and not after every commit or with a rollback journal: a run commits
+about ten times a batch (each state, each page of 1,000 results, each status change)
+but changes the server three times (upload, create, deletion), and every sync is an
+fsync or two; on 20,000 requests in 100 batches that is 302 syncs instead of 1,003.
+A rollback journal (``DELETE``, ``synchronous=FULL``) would sync on every commit, hold
+readers off while it commits, and let a large transaction (the ingest of 200,000
+requests) spill into the main file before it commits, so that a kill during it leaves a
+main file only the hot ``-journal`` can repair; under WAL the main file changes only
+during a checkpoint. A clean close switches the file back to ``journal_mode=DELETE``, so
+at rest it is one self-contained file that a read-only opener reads without creating a
+``-wal`` or ``-shm``. Measured costs: ``docs/batch.md``.
 
 All methods are blocking and short; the runner calls them through one worker thread at
 a time. Opening, validating and creating a journal for a job is `_open`'s.
@@ -318,6 +324,7 @@ class Journal:
         self.path = Path(path)
         self.readonly = readonly
         self._ingest: _Ingest | None = None
+        self._unsynced = False
         if readonly:
             self._db = _connect_readonly(self.path)
         else:
@@ -409,6 +416,7 @@ class Journal:
             self.abort_ingest()
         if not self.readonly:
             with contextlib.suppress(sqlite3.Error):
+                self.sync()
                 self._db.execute("PRAGMA busy_timeout = 0")  # another connection: leave it
                 self._db.execute("PRAGMA journal_mode=DELETE")
         self._db.close()
@@ -431,27 +439,33 @@ class Journal:
         return Journal._Txn(self)
 
     def _commit(self) -> None:
-        """Commit, then make the main file hold the commit (see the module docstring)."""
         self._db.execute("COMMIT")
-        self.checkpoint()
+        self._unsynced = True
 
-    def checkpoint(self) -> None:
-        """Copy every committed page into the main file, sync it and empty the ``-wal``.
+    def sync(self) -> bool:
+        """Make the main file alone hold every commit so far: call before a remote action.
 
-        A reader in another process holding an old snapshot makes SQLite wait (30 s);
-        if it still holds it, the commit stays in the ``-wal`` (safe while the ``-wal``
-        stays beside the file) until the next commit's checkpoint, and a warning says so.
+        Returns whether it checkpointed (False: nothing to do, or a reader held it off).
+
+        Copies every committed page into the main file (``wal_checkpoint(TRUNCATE)``),
+        syncs it and empties the ``-wal``; nothing to do if nothing was committed since.
+        A reader in another process holding an old snapshot makes SQLite wait (30 s); if
+        it still holds it, the commits stay in the ``-wal`` (safe while the ``-wal`` stays
+        beside the file) until the next sync, and a warning says so.
         """
-        if self.readonly:
-            return
+        if self.readonly or not self._unsynced:
+            return False
         busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         if busy:
             logger.warning(
-                "%s: a reader kept the last commit from being copied into the main file; "
-                "it stays in %s until the next commit",
+                "%s: a reader kept the last commits from being copied into the main file; "
+                "they stay in %s until the next sync",
                 self.path,
                 wal_path(self.path).name,
             )
+            return False
+        self._unsynced = False
+        return True
 
     def _meta(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()

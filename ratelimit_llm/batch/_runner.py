@@ -161,6 +161,15 @@ class Runner:
         with sqlite_errors(self._journal.path):
             return await anyio.to_thread.run_sync(call, limiter=self._limiter)
 
+    async def synced(self) -> None:
+        """Make the journal's main file hold every commit: before any remote change.
+
+        Every upload, create, cancel and file deletion is preceded by this, so the main
+        file alone is the record wherever the server is changed (see `Journal.sync`);
+        so is handing out a batch's results.
+        """
+        await self.db(self._journal.sync)
+
     async def step(self, name: str) -> None:
         """Report the durable step ``name`` to the checkpoint callback, if any."""
         if self._checkpoint is not None:
@@ -248,6 +257,7 @@ class Runner:
 
         try:
             await self.db(write)
+            await self.synced()
             handle: IO[bytes] = await anyio.to_thread.run_sync(path.open, "rb")
             try:
 
@@ -282,6 +292,7 @@ class Runner:
         # The SDK would retry a create whose answer was lost, and could start the job
         # twice: this loop retries instead, after looking for the nonce.
         creator = self.client.with_options(max_retries=0)
+        await self.synced()
         for attempt in range(1, _REMOTE_ATTEMPTS + 1):
             try:
                 batch = await creator.batches.create(
@@ -430,6 +441,7 @@ class Runner:
                 missing,
             )
         await self.db(journal.reset_failures, chunk.model)
+        await self.synced()  # its results are handed out next: the main file holds them
         await self.step("collected")
         await self._cleanup(chunk)
 
@@ -518,6 +530,7 @@ class Runner:
         chunk = await self.db(self._journal.chunk, chunk.id)
         if chunk.files_deleted:
             return
+        await self.synced()  # the files go: the main file must hold what they said
         for file_id in (chunk.input_file_id, chunk.output_file_id, chunk.error_file_id):
             if not file_id:
                 continue
@@ -621,6 +634,7 @@ class Runner:
                     continue
             await self.db(journal.release_chunk, chunk.id, "abandoned")
             await self._cleanup(chunk)
+        await self.synced()
         for chunk in await self.db(journal.chunks, ("submitted",)):
             batch_id = str(chunk.batch_id)
             # A 409 means it already finished: nothing to cancel, its output is collected.
