@@ -42,8 +42,9 @@ the ``-wal``. So ``job.db`` alone holds every intent the server has acted on, an
 part of a collection: replayed from the batch's files, which are deleted only after a
 sync). Why there, and not after every commit or with a rollback journal: a run commits
 about ten times a batch (each state, each page of 1,000 results, each status change)
-but changes the server three times (upload, create, deletion), and every sync is an
-fsync or two; on 20,000 requests in 100 batches that is 302 syncs instead of 1,003.
+but syncs three times (before the upload and the create, and once its results are in,
+before they are handed out and its files deleted), and every sync is an fsync or two;
+on 20,000 requests in 100 batches that is 302 syncs instead of 1,003.
 A rollback journal (``DELETE``, ``synchronous=FULL``) would sync on every commit, hold
 readers off while it commits, and let a large transaction (the ingest of 200,000
 requests) spill into the main file before it commits, so that a kill during it leaves a

@@ -12,9 +12,11 @@ which is what makes a kill at any instant safe:
    in ``batches.list``, so a batch is never created twice.
 4. A terminal batch's files are streamed line by line into the journal, each update
    guarded by the chunk it expects the request in, so replaying a collection is a no-op.
-5. A journal that has not yet looked for the job's batches on the server (a new one, in
-   case an earlier journal of the same job was lost) adopts them first (`_adopt`), so a
-   lost journal does not mean paying for its batches twice.
+5. Before anything is submitted, the job's batches on the server that the journal does
+   not know (a lost journal's, an older copy's) are adopted (`_adopt`), so a lost
+   journal does not mean paying for its batches twice.
+6. Before each remote call that changes the server, the journal's main file is made to
+   hold every commit (`Journal.sync`): the main file alone is the record.
 
 Every remote call goes through the client it is given, so a client from
 `ratelimit_llm.wrap` paces uploads, polls and downloads like any other call.
@@ -46,6 +48,7 @@ import anyio
 import anyio.to_thread
 import openai
 
+from ._adopt import reconcile
 from ._errors import BatchFailedError
 from ._journal import Chunk, Journal, sqlite_errors
 from ._lines import LineOutcome, parse_line
@@ -140,11 +143,6 @@ class Runner:
     def owner(self) -> bool:
         """Whether this runner holds the journal's driver lock."""
         return self._opened.owner
-
-    @property
-    def created(self) -> bool:
-        """Whether opening created the journal (from the inputs)."""
-        return self._opened.created
 
     @property
     def client(self) -> openai.AsyncOpenAI:
@@ -616,8 +614,6 @@ class Runner:
 
     async def reconcile(self, adopt: bool) -> None:
         """Adopt the job's batches the journal does not know (see `_adopt.reconcile`)."""
-        from ._adopt import reconcile
-
         await reconcile(self, adopt)
 
     async def cancel(self, *, collect: bool) -> None:
