@@ -24,7 +24,7 @@ import pytest
 
 from ratelimit_llm import batch
 from ratelimit_llm.batch._fingerprint import Fingerprint, fingerprint_of
-from ratelimit_llm.batch._journal import Journal
+from ratelimit_llm.batch._journal import Journal, sqlite_errors
 from ratelimit_llm.batch._split import prepare
 from ratelimit_llm.mock import BatchConfig
 
@@ -420,3 +420,56 @@ async def test_bad_metadata_is_refused_at_the_door(
             )
         assert await nothing_sent(m)
     assert names(tmp_path) == []
+
+
+def test_sqlite_errors_are_named_after_the_journal(tmp_path: Path) -> None:
+    garbage = tmp_path / "job.db"
+    garbage.write_bytes(b"\x00" * 4096)
+    with pytest.raises(batch.JournalCorruptError) as caught, sqlite_errors(garbage):
+        sqlite3.connect(garbage).execute("SELECT name FROM sqlite_master").fetchall()
+    assert caught.value.path == garbage and str(garbage) in str(caught.value)
+    assert isinstance(caught.value.__cause__, sqlite3.DatabaseError)
+    # A bug in the SQL is not a fact about the file: it passes through as it is.
+    db = sqlite3.connect(":memory:")
+    db.execute("CREATE TABLE t (x UNIQUE)")
+    db.execute("INSERT INTO t VALUES (1)")
+    with pytest.raises(sqlite3.IntegrityError), sqlite_errors(garbage):
+        db.execute("INSERT INTO t VALUES (1)")
+
+
+def test_extending_a_job_moves_its_fingerprint(tmp_path: Path) -> None:
+    journal = tmp_path / "job.db"
+    make_journal(journal, count=3)
+    opened = Journal(journal, create=False)
+    try:
+        first = opened.job_fingerprint()
+        generation = opened.begin_ingest()
+        opened.ingest(generation, [prepare(b, i, CHAT) for i, b in enumerate(chat_bodies(4))])
+        assert opened.finish_ingest(generation, complete=True) == 4
+        assert opened.job_fingerprint() != first
+        assert opened.job_fingerprint() == fingerprint_of(
+            (p.custom_id, p.body_hash)
+            for p in (prepare(b, i, CHAT) for i, b in enumerate(chat_bodies(4)))
+        )
+    finally:
+        opened.close()
+
+
+async def test_a_journal_from_before_fingerprints_is_brought_up_to_date(tmp_path: Path) -> None:
+    journal = tmp_path / "job.db"
+    make_journal(journal)
+    db = sqlite3.connect(journal)
+    db.execute("DELETE FROM meta WHERE key = 'job'")
+    db.execute("DROP TABLE unadopted")
+    db.commit()
+    db.close()
+    assert (await batch.status(None, journal)).total == 12  # a reader copes as it is
+    async with batch_mock() as m:
+        results = await run_all(m, journal)
+        assert len(results) == 12
+        listed = await m.batches()
+    expected = fingerprint_of(
+        (p.custom_id, p.body_hash)
+        for p in (prepare(b, i, CHAT) for i, b in enumerate(chat_bodies(12)))
+    )
+    assert {b["metadata"]["ratelimit_llm_job"] for b in listed} == {expected}
