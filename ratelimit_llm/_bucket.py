@@ -395,6 +395,7 @@ class Bucket:
         reset: float | None = None,
         mark: Mark | None = None,
         resize: bool = True,
+        window_known: bool = False,
     ) -> str | None:
         """Correct the local view from what the server reported for one dimension.
 
@@ -412,12 +413,19 @@ class Bucket:
         to the server's remaining net of later sends); an open one adopts a depth that
         differs by more than 10 %, without a free burst.
 
-        Returns the name of the dimension that was corrected, or ``None`` when no
-        dimension matches.
+        With ``window_known`` the reading's ``limit`` counts per its own ``window``
+        (Together's requests per second): for a per-minute dimension that is a limit
+        enforced in slices, so it states ``limit * 60 / window`` per minute, and the slice
+        is the depth. Returns the name of the dimension that was corrected, or ``None``
+        when no dimension matches.
         """
-        index = self._match(metric, limit, window)
+        index = self._match(metric, limit, window, window_known=window_known)
         if index is None:
             return None
+        if window_known and window and limit is not None and limit > 0:
+            ours = self._dimensions[index].window
+            if not 0.5 <= ours / window <= 2.0:
+                limit = limit * ours / window
         self.resume_refill(now)
         self._refill(now)
         if resize and limit is not None and limit > 0:
@@ -617,7 +625,14 @@ class Bucket:
             return None
         return min(capacity, max(shown, _EPSILON))
 
-    def _match(self, metric: str, limit: float | None, window: float | None) -> int | None:
+    def _match(
+        self,
+        metric: str,
+        limit: float | None,
+        window: float | None,
+        *,
+        window_known: bool = False,
+    ) -> int | None:
         """Which dimension a server snapshot speaks of.
 
         A known window picks the dimension whose window is nearest (within a factor of
@@ -635,6 +650,12 @@ class Bucket:
             ratio = self._dimensions[best].window / window
             if 0.5 <= ratio <= 2.0:
                 return best
+            if window < 30.0 and window_known:
+                # A limit the provider counts per second: our per-minute bucket, sliced.
+                for i in candidates:
+                    if self._dimensions[i].window == 60.0:
+                        return i
+                return None
             if window < 30.0:
                 for i in candidates:
                     dim = self._dimensions[i]

@@ -191,6 +191,12 @@ class DimensionSnapshot:
     ``adaptive`` is true when the server moves this limit with our traffic (Together's
     dynamic rate, Fireworks' adaptive limits): the figure is what holds now, and it may
     grow with steady use or shrink after a burst.
+
+    ``window_known`` is true when the window comes from the header name or the
+    provider's documentation, so that ``limit`` is a count per that window (Together's
+    10 requests per *second*); an inferred window only tells how fast the bucket refills,
+    and ``limit`` keeps the server's own unit (OpenAI's per-minute limit, enforced in
+    one-second slices, shows a window of about a second).
     """
 
     metric: str
@@ -200,6 +206,7 @@ class DimensionSnapshot:
     reset: float | None
     window: float | None
     adaptive: bool = False
+    window_known: bool = False
 
     @property
     def rate(self) -> float | None:
@@ -476,7 +483,9 @@ def _dimension(
     window = known_window
     if window is None:
         window = _infer_window(limit, remaining, reset)
-    return DimensionSnapshot(metric, scope, limit, remaining, reset, window, adaptive)
+    return DimensionSnapshot(
+        metric, scope, limit, remaining, reset, window, adaptive, known_window is not None
+    )
 
 
 def _infer_window(

@@ -42,6 +42,10 @@ R = TypeVar("R")
 
 _DEFAULT_COST = Cost(requests=1)
 
+#: One dimension of a header snapshot, as the limiters apply it:
+#: (metric, limit, remaining, window, reset, window_known).
+Reading = tuple[str, float | None, float | None, float | None, float | None, bool]
+
 # Waiter states.
 _WAITING, _GRANTED, _GONE, _FAILED = 0, 1, 2, 3
 # Reservation states.
@@ -407,7 +411,9 @@ class RateLimiter:
         or ``since``). Returns the dimension's name, or ``None`` if no dimension counts
         ``metric`` over that window.
         """
-        return self._observe([(metric, limit, remaining, window, reset)], reservation, since)[0]
+        return self._observe(
+            [(metric, limit, remaining, window, reset, False)], reservation, since
+        )[0]
 
     def observe_snapshot(
         self,
@@ -427,7 +433,14 @@ class RateLimiter:
         Returns the names of the dimensions that were corrected.
         """
         readings = [
-            (d.metric, d.limit if d.scope == "" else None, d.remaining, d.window, d.reset)
+            (
+                d.metric,
+                d.limit if d.scope == "" else None,
+                d.remaining,
+                d.window,
+                d.reset,
+                d.window_known,
+            )
             for d in snapshot.dimensions
             if d.scope in ("", "project")
         ]
@@ -436,11 +449,11 @@ class RateLimiter:
 
     def _observe(
         self,
-        readings: Sequence[tuple[str, float | None, float | None, float | None, float | None]],
+        readings: Sequence[Reading],
         reservation: Reservation | None,
         since: float | None,
     ) -> list[str | None]:
-        """Apply (metric, limit, remaining, window, reset) readings; one place for both."""
+        """Apply (metric, limit, remaining, window, reset, window_known) readings."""
         bucket = self._bucket or self._start()
         if reservation is not None:
             mark: Mark | None = reservation.mark
@@ -462,8 +475,9 @@ class RateLimiter:
                 reset=reset,
                 mark=mark,
                 resize=self._follow,
+                window_known=window_known,
             )
-            for metric, limit, remaining, window, reset in readings
+            for metric, limit, remaining, window, reset, window_known in readings
         ]
         if bucket.dimensions is not before:
             # A stated limit changed: waiters it can no longer serve fail at once.

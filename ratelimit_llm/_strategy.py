@@ -33,6 +33,7 @@ from ._classify import ErrorInfo, ErrorKind
 from ._credentials import Credential
 from ._headers import RateLimitSnapshot
 from ._interface import Limiter, Reservation
+from ._providers import Provider
 from ._types import Cost
 
 if TYPE_CHECKING:
@@ -93,6 +94,9 @@ class Attempt:
     #: Retries made so far for this call, by kind of failure (see `retry_kind`);
     #: counted by the transport as it retries.
     retried: dict[str, int] = field(default_factory=dict)
+    #: The provider whose dialect the answers are read in (named, or recognised from
+    #: the host); ``None`` lets each answer's headers tell.
+    provider: Provider | None = None
 
     @property
     def succeeded(self) -> bool:

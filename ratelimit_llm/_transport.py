@@ -36,6 +36,7 @@ from ._headers import parse_rate_limit_headers
 from ._interface import Limiter, Reservation
 from ._learner import Learner
 from ._pool import LimiterPool
+from ._providers import Provider, provider_from_url, to_provider
 from ._sse import UsageWatcher
 from ._strategy import Attempt, Decision, Strategy, retry_kind
 from ._telemetry import ESTIMATED_FROM_STREAM, Event, RouteStatistics, Telemetry
@@ -100,6 +101,9 @@ class RateLimitedTransport(_AsyncTransportBase):
         ``"response"`` (default: when it began to answer, so they already count every
         call it had admitted by then) or ``"admission"`` (when it admitted this call, so
         calls sent since are subtracted from its "remaining").
+    :param provider: whose dialect the answers are in (`Provider` or its name, e.g.
+        ``"together"``), when the base URL does not make it obvious; otherwise it is
+        recognised from each request's host, and failing that from the headers.
     :param max_in_flight: at most this many calls waiting for their answer at once
         (``None``: no cap). Calls granted beyond it wait here, in order, instead of in
         the HTTP connection pool, whose queue costs time quadratic in its length.
@@ -120,6 +124,7 @@ class RateLimitedTransport(_AsyncTransportBase):
         snapshot_at: Literal["response", "admission"] = "response",
         max_in_flight: int | None = None,
         learner: Learner | None = None,
+        provider: Provider | str | None = None,
     ) -> None:
         if max_in_flight is not None and max_in_flight < 1:
             raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight!r}")
@@ -146,6 +151,9 @@ class RateLimitedTransport(_AsyncTransportBase):
         if learner is not None and not isinstance(learner, Learner):
             raise TypeError(f"learner must be a Learner, got {type(learner).__name__}")
         self.learner = learner or Learner()
+        self.provider = to_provider(provider)
+        # Recognised from the host, once per host (None: let the headers tell).
+        self._providers_by_host: dict[str, Provider | None] = {}
         self._inner = inner
         self.pool = pool
         self.strategy = strategy
@@ -188,6 +196,7 @@ class RateLimitedTransport(_AsyncTransportBase):
             creates=_creates_batch(request),
             max_attempts=budget,
             streams_without_usage=_streams_without_usage(body, request.url.path),
+            provider=self._provider_for(request),
         )
         attempt.started = self._now()
         # Only a body we hold in memory can be sent again, or sent with another key.
@@ -295,7 +304,8 @@ class RateLimitedTransport(_AsyncTransportBase):
         status = response.status_code
         attempt.status = status
         answered_at = attempt.limiter.clock() if attempt.limiter else sent_at
-        snapshot = parse_rate_limit_headers(response.headers)
+        provider = attempt.provider
+        snapshot = parse_rate_limit_headers(response.headers, provider=provider)
         attempt.snapshot = snapshot
         self._emit("response", attempt, status=status)
         content_type = response.headers.get("content-type", "")
@@ -313,7 +323,7 @@ class RateLimitedTransport(_AsyncTransportBase):
             usage = _usage_of(response.content)
         body = await _read_bounded(response) if status >= 400 else b""
         if status >= 400:
-            attempt.error = classify_error(status, response.headers, body)
+            attempt.error = classify_error(status, response.headers, body, provider=provider)
             if status < 500 and not reservation.closed:
                 # A refused call was not run: its tokens were not spent, its request was
                 # ("unsuccessful requests contribute to your per-minute limit").
@@ -439,7 +449,7 @@ class RateLimitedTransport(_AsyncTransportBase):
     def _stream_ended(self, attempt: Attempt, watcher: UsageWatcher) -> None:
         reservation = attempt.reservation
         if watcher.error is not None:
-            info = classify_error_payload(watcher.error)
+            info = classify_error_payload(watcher.error, provider=attempt.provider)
             self._emit(
                 "error",
                 attempt,
@@ -479,6 +489,16 @@ class RateLimitedTransport(_AsyncTransportBase):
         if self._clock is not None:
             return self._clock()
         return anyio.current_time()
+
+    def _provider_for(self, request: Any) -> Provider | None:
+        """The dialect of this request's answers: the one named, else the host's."""
+        if self.provider is not None:
+            return self.provider
+        host = request.url.host
+        if host not in self._providers_by_host:
+            found = provider_from_url(str(request.url))
+            self._providers_by_host[host] = None if found is Provider.UNKNOWN else found
+        return self._providers_by_host[host]
 
     def _default_credential(self, request: Any) -> Credential | None:
         key = _key_of(request)

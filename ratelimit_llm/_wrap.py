@@ -31,6 +31,7 @@ from ._clients import (
 from ._estimate import CostEstimator
 from ._learner import Learner
 from ._pool import AUTO_START, LimiterPool, LimitsSpec
+from ._providers import Provider, to_provider
 from ._strategy import Strategy
 from ._sync import SyncRateLimitedTransport
 from ._telemetry import Telemetry
@@ -67,6 +68,7 @@ def wrap(
     max_in_flight: InFlight = "pool",
     backend: Backend | str | None = None,
     learner: Learner | None = None,
+    provider: Provider | str | None = None,
 ) -> ClientT:
     """A copy of ``client`` whose every call is paced, corrected and retried by the limiter.
 
@@ -109,6 +111,9 @@ def wrap(
     :param backend: where the buckets live. By default in this process; a
         `RedisBackend` or a ``redis://`` / ``rediss://`` URL shares each (credential,
         model group) quota with every process and host that uses the same Redis.
+    :param provider: whose dialect the answers are in (``"together"``, ``"groq"``, ...;
+        see ``docs/providers.md``) when the base URL does not make it obvious; by default
+        it is recognised from the base URL, and failing that from the headers.
     :raises TypeError: for an object that is not an openai SDK client (an instructor-
         patched client included), or an option of the wrong type.
     :raises ValueError: for a client that is already wrapped, or an option out of range.
@@ -133,6 +138,7 @@ def wrap(
         max_in_flight=max_in_flight,
         backend=backend,
         learner=learner,
+        provider=provider,
         pool_size=pool_size_of(http),
     )
     check_copyable(http)
@@ -170,6 +176,7 @@ def http_client(
     max_in_flight: InFlight = "pool",
     backend: Backend | str | None = None,
     learner: Learner | None = None,
+    provider: Provider | str | None = None,
     sync: bool = False,
     library: Literal["httpx2", "httpx"] | None = None,
     base: Any = None,
@@ -233,6 +240,7 @@ def http_client(
         max_in_flight=max_in_flight,
         backend=backend,
         learner=learner,
+        provider=provider,
         pool_size=pool_size_of(base) if base is not None else 1_000,
     )
 
@@ -320,6 +328,7 @@ def _transport_options(
     max_in_flight: InFlight,
     backend: Backend | str | None,
     learner: Learner | None,
+    provider: Provider | str | None,
     pool_size: int | None,
 ) -> dict[str, Any]:
     """Every option checked once, turned into a transport's keyword arguments."""
@@ -354,6 +363,7 @@ def _transport_options(
     if clock is not None and not callable(clock):
         raise TypeError(f"clock must be a callable returning seconds, got {type(clock).__name__}")
     check_choice("snapshot_at", snapshot_at, ("response", "admission"))
+    named = to_provider(provider)
     if shared is not None:
         check_instance("shared", shared, Mapping, "a mapping of model name to group name")
         for model, group in shared.items():
@@ -377,6 +387,7 @@ def _transport_options(
         "snapshot_at": snapshot_at,
         "max_in_flight": max_in_flight,
         "learner": learner,
+        "provider": named,
     }
 
 

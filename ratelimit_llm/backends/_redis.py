@@ -512,7 +512,9 @@ class RedisRateLimiter(RateLimiter):
 
     def _observe(
         self,
-        readings: Sequence[tuple[str, float | None, float | None, float | None, float | None]],
+        readings: Sequence[
+            tuple[str, float | None, float | None, float | None, float | None, bool]
+        ],
         reservation: Reservation | None,
         since: float | None,
     ) -> list[str | None]:
@@ -523,7 +525,7 @@ class RedisRateLimiter(RateLimiter):
         names: list[str | None] = []
         args = [str(self._backend.ttl), "-1" if since is None else _fmt(since), "0"]
         n = 0
-        for metric, limit, remaining, window, reset in readings:
+        for metric, limit, remaining, window, reset, window_known in readings:
             before = {d.name: d for d in bucket.dimensions}
             name = bucket.observe(
                 metric,
@@ -533,6 +535,7 @@ class RedisRateLimiter(RateLimiter):
                 window=window,
                 reset=reset,
                 resize=self._follow,
+                window_known=window_known,
             )
             names.append(name)
             if name is None:
