@@ -28,6 +28,7 @@ import anyio.from_thread
 from ._interface import Limiter
 from ._learner import Learner
 from ._pool import LimiterPool
+from ._providers import Provider
 from ._strategy import Strategy
 from ._telemetry import RouteStatistics, Telemetry
 from ._transport import RateLimitedTransport
@@ -176,6 +177,10 @@ class SyncRateLimitedTransport(_TransportBase):
     @property
     def max_in_flight(self) -> int | None:
         return self._async.max_in_flight
+
+    @property
+    def provider(self) -> Provider | None:
+        return self._async.provider
 
     def statistics(self) -> list[RouteStatistics]:
         """Per-(credential, model) counters; see `Telemetry.statistics`."""
