@@ -29,6 +29,7 @@ from ._exceptions import (
 from ._headers import DimensionSnapshot, RateLimitSnapshot, parse_rate_limit_headers
 from ._interface import Limiter, Reservation
 from ._limiter import LimiterStatistics, RateLimiter
+from ._line import current_lane, lane
 from ._pool import LimiterPool
 from ._strategy import Attempt, Decision, Strategy, compose
 from ._telemetry import Event, RouteStatistics, Telemetry
@@ -81,9 +82,11 @@ __all__ = [
     "classify_error",
     "classify_error_payload",
     "compose",
+    "current_lane",
     "cost_from_usage",
     "estimate_cost",
     "http_client",
+    "lane",
     "parse_rate_limit_headers",
     "redact_key",
     "transport_of",

@@ -101,8 +101,13 @@ class Limiter(Protocol):
         """The dimensions with their stated limits (the server's, once it stated them)."""
         ...
 
-    def acquire(self, cost: Cost | None = None, *, timeout: float | None = None) -> AcquireCall:
+    def acquire(
+        self, cost: Cost | None = None, *, timeout: float | None = None, lane: str | None = None
+    ) -> AcquireCall:
         """Wait in line until ``cost`` fits, take it, and return a `Reservation`.
+
+        ``lane`` is the priority lane (see `ratelimit_llm.lane`); ``None`` takes the one a
+        surrounding ``lane`` block names, else ``"default"``.
 
         :raises CapacityExceededError: at once, if ``cost`` can never fit.
         :raises AcquireTimeoutError: if ``timeout`` passed first (nothing is taken).

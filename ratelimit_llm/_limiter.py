@@ -19,7 +19,6 @@ shape it, each a fix for a failure seen in other limiters (``research/peers.md``
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -32,6 +31,7 @@ from ._bucket import Bucket, Mark
 from ._exceptions import AcquireTimeoutError, CapacityExceededError, ReservationError, WouldBlock
 from ._headers import RateLimitSnapshot
 from ._interface import Reservation
+from ._line import DEFAULT_LANE, DEFAULT_LANES, Line, check_lanes, current_lane
 from ._types import Cost, Dimension, Limits
 
 __all__ = ["LimiterStatistics", "MemoryReservation", "RateLimiter"]
@@ -179,15 +179,22 @@ class MemoryReservation:
 
 
 class _Waiter:
-    __slots__ = ("amounts", "enqueued", "error", "event", "state")
+    __slots__ = ("amounts", "enqueued", "error", "event", "lane", "state", "tag")
 
-    def __init__(self, amounts: tuple[float, ...], enqueued: float) -> None:
+    def __init__(self, amounts: tuple[float, ...], enqueued: float, lane: str) -> None:
         self.amounts = amounts
         self.enqueued = enqueued
+        self.lane = lane
+        #: Its start tag in the line (see `Line`).
+        self.tag = 0.0
         self.event: anyio.Event | None = None
         self.state = _WAITING
         #: Why it was failed (a stated limit shrank below its amount).
         self.error: BaseException | None = None
+
+    @property
+    def waiting(self) -> bool:
+        return self.state == _WAITING
 
 
 class _Done:
@@ -205,15 +212,18 @@ _DONE = _Done()
 class _Acquire:
     """What `RateLimiter.acquire` returns: await it, or use it as ``async with``."""
 
-    __slots__ = ("_cost", "_limiter", "_timeout")
+    __slots__ = ("_cost", "_lane", "_limiter", "_timeout")
 
-    def __init__(self, limiter: RateLimiter, cost: Cost, timeout: float | None) -> None:
+    def __init__(
+        self, limiter: RateLimiter, cost: Cost, timeout: float | None, lane: str | None = None
+    ) -> None:
         self._limiter = limiter
         self._cost = cost
         self._timeout = timeout
+        self._lane = lane
 
     def __await__(self) -> Generator[Any, None, Reservation]:
-        return self._limiter._acquire(self._cost, self._timeout).__await__()
+        return self._limiter._acquire(self._cost, self._timeout, self._lane).__await__()
 
     async def __aenter__(self) -> Reservation:
         # The uncontended path is inlined here: one coroutine frame fewer per call.
@@ -259,6 +269,9 @@ class RateLimiter:
         fresh quota is).
     :param follow_server_limits: let a limit reported by the server's headers resize
         the matching dimension (on by default).
+    :param lanes: priority lanes and their weights (see `Line`): when several lanes have
+        callers waiting, each gets capacity in proportion to its weight, and FIFO order
+        holds within a lane. Must include ``"default"``. By default `DEFAULT_LANES`.
     """
 
     __slots__ = (
@@ -271,7 +284,7 @@ class RateLimiter:
         "_granted",
         "_granted_after_wait",
         "_initial_fill",
-        "_queue",
+        "_line",
         "_queued",
         "_released",
         "_settled",
@@ -287,6 +300,7 @@ class RateLimiter:
         clock: Clock | None = None,
         initial_fill: float = 1.0,
         follow_server_limits: bool = True,
+        lanes: Mapping[str, float] = DEFAULT_LANES,
     ) -> None:
         dimensions = limits.dimensions() if isinstance(limits, Limits) else tuple(limits)
         self._dimensions = dimensions
@@ -299,7 +313,7 @@ class RateLimiter:
             self._bucket = Bucket(dimensions, clock(), fill=initial_fill)
         else:
             Bucket(dimensions, 0.0, fill=initial_fill)  # validate now, not on first use
-        self._queue: deque[_Waiter] = deque()
+        self._line = Line(check_lanes(lanes))
         # What the live waiters ask for in total, per dimension (for `expected_wait`).
         self._queued = [0.0] * len(dimensions)
         self._waiting = 0
@@ -343,7 +357,9 @@ class RateLimiter:
         names = (d.name for d in bucket.dimensions)
         return tuple(name for name, p in zip(names, bucket.probing(), strict=True) if p)
 
-    def acquire(self, cost: Cost | None = None, *, timeout: float | None = None) -> _Acquire:
+    def acquire(
+        self, cost: Cost | None = None, *, timeout: float | None = None, lane: str | None = None
+    ) -> _Acquire:
         """Wait until ``cost`` fits, take it, and return a `Reservation`.
 
         Use it as ``async with limiter.acquire(cost) as reservation:`` or
@@ -351,12 +367,15 @@ class RateLimiter:
 
         :param cost: what the call spends (one request by default).
         :param timeout: give up after this many seconds; the place in line is released.
+        :param lane: the priority lane to wait in; by default the one a surrounding
+            `ratelimit_llm.lane` block names, else ``"default"``.
         :raises CapacityExceededError: at once, if ``cost`` can never fit.
         :raises AcquireTimeoutError: if ``timeout`` passed first.
+        :raises ValueError: for a lane this limiter does not have.
         """
         if timeout is not None and not (timeout >= 0):
             raise ValueError(f"timeout must be >= 0 or None, got {timeout!r}")
-        return _Acquire(self, _DEFAULT_COST if cost is None else cost, timeout)
+        return _Acquire(self, _DEFAULT_COST if cost is None else cost, timeout, lane)
 
     def limit(
         self,
@@ -654,26 +673,45 @@ class RateLimiter:
         assert self._clock is not None
         return MemoryReservation(self, cost, amounts, bucket.grant_mark(self._clock()), waited)
 
-    async def _acquire(self, cost: Cost, patience: float | None) -> Reservation:
+    async def _acquire(
+        self, cost: Cost, patience: float | None, lane: str | None = None
+    ) -> Reservation:
         bucket = self._bucket or self._start()
         amounts = bucket.amounts(cost)
         assert self._clock is not None
         now = self._clock()
-        if not self._waiting and bucket.try_take(amounts, now):
-            return self._grant(cost, amounts, 0.0)
+        line = self._line
+        lane = lane or current_lane() or DEFAULT_LANE
+        line.check(lane)
+        if not self._waiting:
+            if bucket.try_take(amounts, now):
+                return self._grant(cost, amounts, 0.0)
+        else:
+            # Others wait: this call goes now only if its turn comes before theirs (a
+            # lane of more weight) and it fits; never past a waiter of its own lane.
+            head = line.head()
+            if head is not None and line.tag_for(lane) < head.tag and bucket.try_take(amounts, now):
+                line.served_at_once(lane, self._size(amounts))
+                return self._grant(cost, amounts, 0.0)
         bucket.check_fits(amounts)
         if patience == 0:
             self._timed_out += 1
             raise AcquireTimeoutError(0.0)
-        return await self._wait_in_line(cost, amounts, now, patience)
+        return await self._wait_in_line(cost, amounts, now, patience, lane)
 
     async def _wait_in_line(
-        self, cost: Cost, amounts: tuple[float, ...], now: float, patience: float | None
+        self,
+        cost: Cost,
+        amounts: tuple[float, ...],
+        now: float,
+        patience: float | None,
+        lane: str,
     ) -> Reservation:
-        waiter = _Waiter(amounts, now)
+        waiter = _Waiter(amounts, now, lane)
+        line = self._line
         if not self._waiting:
-            self._queue.clear()  # only abandoned waiters were left in it
-        self._queue.append(waiter)
+            line.clear()  # only abandoned waiters were left in it
+        line.push(waiter, self._size(amounts))
         self._waiting += 1
         queued = self._queued
         for i, amount in enumerate(amounts):
@@ -683,7 +721,7 @@ class RateLimiter:
         assert clock is not None
         try:
             while True:
-                if self._queue[0] is waiter:
+                if line.head() is waiter:
                     # The head owns the one timer: serve whoever fits, then sleep until
                     # this waiter will fit (or until something changes and wakes it).
                     now = clock()
@@ -718,17 +756,14 @@ class RateLimiter:
 
     def _serve(self, now: float) -> None:
         """Grant waiters from the head for as long as they fit, then wake the new head."""
-        queue = self._queue
+        line = self._line
         bucket = self._bucket
         assert bucket is not None
-        while queue:
-            head = queue[0]
-            if head.state in (_GONE, _FAILED):
-                queue.popleft()
-                continue
-            if not bucket.try_take(head.amounts, now):
+        while True:
+            head = line.head()
+            if head is None or not bucket.try_take(head.amounts, now):
                 break
-            queue.popleft()
+            line.pop(head)
             head.state = _GRANTED
             self._waiting -= 1
             self._unqueue(head.amounts)
@@ -745,8 +780,8 @@ class RateLimiter:
         bucket = self._bucket
         if bucket is None or not self._waiting:
             return
-        for waiter in self._queue:
-            if waiter.state != _WAITING or bucket.fits(waiter.amounts):
+        for waiter in list(self._line):
+            if bucket.fits(waiter.amounts):
                 continue
             try:
                 bucket.check_fits(waiter.amounts)
@@ -757,19 +792,25 @@ class RateLimiter:
             self._unqueue(waiter.amounts)
             if waiter.event is not None:
                 waiter.event.set()
-        # Failed waiters leave the line lazily, like abandoned ones.
-        while self._queue and self._queue[0].state in (_GONE, _FAILED):
-            self._queue.popleft()
 
     def _wake_head(self) -> None:
         """Let the head re-check the bucket (it may have become head, or room appeared)."""
-        queue = self._queue
-        while queue and queue[0].state in (_GONE, _FAILED):
-            queue.popleft()
-        if queue:
-            event = queue[0].event
+        if not self._waiting:
+            return
+        head = self._line.head()
+        if head is not None:
+            event = head.event
             if event is not None:
                 event.set()
+
+    def _size(self, amounts: Sequence[float]) -> float:
+        """What ``amounts`` cost in seconds of refill at the stated rates (the line's unit)."""
+        size = 0.0
+        for amount, dim in zip(amounts, self.dimensions, strict=True):
+            rate = dim.rate
+            if rate > 0:
+                size = max(size, amount / rate)
+        return size
 
     def _unqueue(self, amounts: tuple[float, ...]) -> None:
         queued = self._queued

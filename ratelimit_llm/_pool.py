@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Literal, TypeAlias
 
 from ._interface import Limiter
+from ._line import DEFAULT_LANES, check_lanes
 from ._types import Limits
 from .backends import Backend, backend_from
 
@@ -47,6 +48,8 @@ class LimiterPool:
         is one quota scope shared with every other process that uses it.
     :param unmetered: the limits of calls that name no model (files, batches, model
         lists), which no model's quota counts; see `UNMETERED`.
+    :param lanes: the priority lanes of every limiter and their weights (see
+        `ratelimit_llm.lane`); by default `DEFAULT_LANES`.
     """
 
     __slots__ = (
@@ -59,6 +62,7 @@ class LimiterPool:
         "_shared",
         "_unmetered",
         "backend",
+        "lanes",
     )
 
     def __init__(
@@ -71,6 +75,7 @@ class LimiterPool:
         follow_server_limits: bool = True,
         backend: Backend | str | None = None,
         unmetered: Limits = UNMETERED,
+        lanes: Mapping[str, float] = DEFAULT_LANES,
     ) -> None:
         if not (limits == "auto" or isinstance(limits, Limits | Mapping)):
             raise TypeError(
@@ -88,6 +93,7 @@ class LimiterPool:
         self.backend = backend_from(backend)
         self._owns_backend = backend is None or isinstance(backend, str)
         self._unmetered = unmetered
+        self.lanes = check_lanes(lanes)
         self._limiters: dict[tuple[str, str | None], Limiter] = {}
 
     def group(self, model: str | None) -> str | None:
@@ -107,6 +113,7 @@ class LimiterPool:
                 scope=f"{credential}|{key[1] or '*'}",
                 clock=self._clock,
                 follow_server_limits=learned or self._follow,
+                lanes=self.lanes,
             )
             self._limiters[key] = limiter
         return limiter

@@ -97,6 +97,8 @@ class Attempt:
     #: The provider whose dialect the answers are read in (named, or recognised from
     #: the host); ``None`` lets each answer's headers tell.
     provider: Provider | None = None
+    #: The priority lane the call waits in (`ratelimit_llm.lane`); ``None``: "default".
+    lane: str | None = None
 
     @property
     def succeeded(self) -> bool:

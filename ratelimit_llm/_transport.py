@@ -35,6 +35,7 @@ from ._estimate import CostEstimator, cost_from_usage, usage_from_response
 from ._headers import parse_rate_limit_headers
 from ._interface import Limiter, Reservation
 from ._learner import Learner
+from ._line import current_lane
 from ._pool import LimiterPool
 from ._providers import Provider, provider_from_url, to_provider
 from ._sse import UsageWatcher
@@ -177,6 +178,9 @@ class RateLimitedTransport(_AsyncTransportBase):
     async def handle_async_request(self, request: Any) -> Any:
         """Send ``request`` through the limiter; see the class docstring for the steps."""
         request, budget = _retry_budget(request)
+        lane = request.headers.get(LANE_HEADER)
+        if lane is not None:
+            del request.headers[LANE_HEADER]
         body = _json_body(request)
         model = _model_of(request, body)
         cost = (
@@ -197,6 +201,7 @@ class RateLimitedTransport(_AsyncTransportBase):
             max_attempts=budget,
             streams_without_usage=_streams_without_usage(body, request.url.path),
             provider=self._provider_for(request),
+            lane=lane or current_lane(),
         )
         attempt.started = self._now()
         # Only a body we hold in memory can be sent again, or sent with another key.
@@ -247,7 +252,9 @@ class RateLimitedTransport(_AsyncTransportBase):
         credential = attempt.credential or attempt.default_credential
         key_name = credential.name if credential is not None else _NO_KEY
         limiter = attempt.limiter = self.pool.get(key_name, attempt.model)
-        reservation = await limiter.acquire(attempt.cost, timeout=self.acquire_timeout)
+        reservation = await limiter.acquire(
+            attempt.cost, timeout=self.acquire_timeout, lane=attempt.lane
+        )
         attempt.reservation = reservation
         self._emit(
             "granted", attempt, wait=reservation.waited, tokens_estimated=attempt.cost.tokens
@@ -564,6 +571,10 @@ def _model_of(request: Any, body: dict[str, Any] | None) -> str | None:
         return str(body["model"])
     return None
 
+
+#: A per-call lane (``extra_headers={LANE_HEADER: "interactive"}``), read and never sent
+#: on; the sync transport also uses it to carry a `lane` block's lane to its loop thread.
+LANE_HEADER = "x-ratelimit-llm-lane"
 
 #: A header `wrap`'s clients set on requests made through ``with_options(max_retries=N)``:
 #: the retry budget of that call, which the transport reads and never sends on.

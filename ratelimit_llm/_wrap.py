@@ -30,6 +30,7 @@ from ._clients import (
 )
 from ._estimate import CostEstimator
 from ._learner import Learner
+from ._line import DEFAULT_LANES
 from ._pool import AUTO_START, LimiterPool, LimitsSpec
 from ._providers import Provider, to_provider
 from ._strategy import Strategy
@@ -69,6 +70,7 @@ def wrap(
     backend: Backend | str | None = None,
     learner: Learner | None = None,
     provider: Provider | str | None = None,
+    lanes: Mapping[str, float] = DEFAULT_LANES,
 ) -> ClientT:
     """A copy of ``client`` whose every call is paced, corrected and retried by the limiter.
 
@@ -114,6 +116,9 @@ def wrap(
     :param provider: whose dialect the answers are in (``"together"``, ``"groq"``, ...;
         see ``docs/providers.md``) when the base URL does not make it obvious; by default
         it is recognised from the base URL, and failing that from the headers.
+    :param lanes: priority lanes and their weights; a call goes in the lane a
+        ``ratelimit_llm.lane(...)`` block around it names (or a per-call
+        ``extra_headers={"x-ratelimit-llm-lane": ...}``), else ``"default"``.
     :raises TypeError: for an object that is not an openai SDK client (an instructor-
         patched client included), or an option of the wrong type.
     :raises ValueError: for a client that is already wrapped, or an option out of range.
@@ -139,6 +144,7 @@ def wrap(
         backend=backend,
         learner=learner,
         provider=provider,
+        lanes=lanes,
         pool_size=pool_size_of(http),
     )
     check_copyable(http)
@@ -177,6 +183,7 @@ def http_client(
     backend: Backend | str | None = None,
     learner: Learner | None = None,
     provider: Provider | str | None = None,
+    lanes: Mapping[str, float] = DEFAULT_LANES,
     sync: bool = False,
     library: Literal["httpx2", "httpx"] | None = None,
     base: Any = None,
@@ -241,6 +248,7 @@ def http_client(
         backend=backend,
         learner=learner,
         provider=provider,
+        lanes=lanes,
         pool_size=pool_size_of(base) if base is not None else 1_000,
     )
 
@@ -329,6 +337,7 @@ def _transport_options(
     backend: Backend | str | None,
     learner: Learner | None,
     provider: Provider | str | None,
+    lanes: Mapping[str, float],
     pool_size: int | None,
 ) -> dict[str, Any]:
     """Every option checked once, turned into a transport's keyword arguments."""
@@ -376,6 +385,7 @@ def _transport_options(
         auto_start=auto_start,
         follow_server_limits=follow_server_limits,
         backend=backend,
+        lanes=lanes,
     )
     return {
         "pool": pool,
