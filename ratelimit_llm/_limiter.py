@@ -98,11 +98,22 @@ class MemoryReservation:
     Capacity granted to one call: settle it with the real cost, or release it.
 
     ``settle(actual)`` refunds what was reserved but not spent, or debits the excess;
-    ``release()`` gives everything back and is meant for calls that were never sent.
-    A reservation left open keeps its estimate, which is the safe side.
+    ``release()`` gives everything back and is meant for calls that were never sent;
+    ``finish()`` says the call is over, so its place among the calls in flight returns
+    (a settle implies it). A reservation left open keeps its estimate, which is the safe
+    side.
     """
 
-    __slots__ = ("_amounts", "_limiter", "_mark", "_state", "_wired", "cost", "waited")
+    __slots__ = (
+        "_amounts",
+        "_finished",
+        "_limiter",
+        "_mark",
+        "_state",
+        "_wired",
+        "cost",
+        "waited",
+    )
 
     def __init__(
         self,
@@ -117,6 +128,7 @@ class MemoryReservation:
         self._mark = mark
         self._state = _OPEN
         self._wired = False
+        self._finished = False
         #: The cost that was reserved.
         self.cost = cost
         #: Seconds this reservation waited in line.
@@ -145,6 +157,26 @@ class MemoryReservation:
         assert bucket is not None and limiter._clock is not None
         bucket.settle(self._amounts, bucket.amounts(actual), limiter._clock())
         limiter._settled += 1
+        if not self._finished:
+            self._finished = True
+            bucket.finish(self._amounts)
+        if limiter._waiting:
+            limiter._wake_head()
+
+    def finish(self) -> None:
+        """The call is over (answered, failed or cut): its place in flight comes back.
+
+        Only dimensions that count calls in flight (``Limits(concurrency=...)``) change;
+        the estimate stays charged until a settle. Idempotent; a settle or a release
+        implies it.
+        """
+        if self._finished or self._state == _RELEASED:
+            return
+        self._finished = True
+        limiter = self._limiter
+        bucket = limiter._bucket
+        assert bucket is not None
+        bucket.finish(self._amounts)
         if limiter._waiting:
             limiter._wake_head()
 
@@ -171,7 +203,13 @@ class MemoryReservation:
         if self._state != _OPEN:
             raise ReservationError("reservation already closed")
         self._state = _RELEASED
-        self._limiter._release(self._amounts)
+        amounts = self._amounts
+        if self._finished:
+            # Its place in flight came back already: give back the rest only.
+            holding = self._limiter._holding
+            amounts = tuple(0.0 if held else a for a, held in zip(amounts, holding, strict=True))
+        self._finished = True
+        self._limiter._release(amounts)
 
     def __repr__(self) -> str:
         state = ("open", "settled", "released")[self._state]
@@ -283,6 +321,7 @@ class RateLimiter:
         "_follow",
         "_granted",
         "_granted_after_wait",
+        "_holding",
         "_initial_fill",
         "_line",
         "_queued",
@@ -304,6 +343,7 @@ class RateLimiter:
     ) -> None:
         dimensions = limits.dimensions() if isinstance(limits, Limits) else tuple(limits)
         self._dimensions = dimensions
+        self._holding = tuple(d.holding for d in dimensions)
         self._clock = clock
         self._initial_fill = initial_fill
         self._follow = follow_server_limits
@@ -559,6 +599,26 @@ class RateLimiter:
         amounts = bucket.amounts(_DEFAULT_COST if cost is None else cost)
         index = bucket._index(name)
         bucket.set_pace(name, limit, self._now(), amount=amounts[index])
+        self._wake_head()
+
+    def in_flight(self) -> tuple[float, float] | None:
+        """Calls in flight now and the cap in force, if a dimension counts them."""
+        bucket = self._bucket or self._start()
+        count = bucket.in_flight()
+        if count is None:
+            return None
+        index = self._holding.index(True)
+        return count, bucket.depths()[index]
+
+    def set_concurrency(self, limit: float) -> None:
+        """Let at most ``limit`` calls be in flight from now (an inferred cap, >= 1).
+
+        Never above the stated ``Limits(concurrency=...)``; calls already in flight stay.
+        """
+        bucket = self._bucket or self._start()
+        for dim in bucket.dimensions:
+            if dim.holding:
+                bucket.set_depth(dim.name, limit)
         self._wake_head()
 
     def answered(self) -> None:

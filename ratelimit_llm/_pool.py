@@ -7,11 +7,13 @@ limit" families) are mapped to one group, and so to one bucket.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from typing import Literal, TypeAlias
 
 from ._interface import Limiter
 from ._line import DEFAULT_LANES, check_lanes
+from ._providers import Provider
 from ._types import Limits
 from .backends import Backend, backend_from
 
@@ -102,12 +104,25 @@ class LimiterPool:
             return None
         return self._shared.get(model, model)
 
-    def get(self, credential: str, model: str | None) -> Limiter:
-        """The limiter for ``credential`` (its redacted name) and ``model``."""
+    def get(
+        self, credential: str, model: str | None, *, provider: Provider | None = None
+    ) -> Limiter:
+        """The limiter for ``credential`` (its redacted name) and ``model``.
+
+        For a provider whose binding limit is calls in flight (DeepSeek, TGI: see
+        `ProviderTraits.limits_concurrency`), limits that name no ``concurrency`` learn
+        one (``"auto"``).
+        """
         key = (credential, self.group(model))
         limiter = self._limiters.get(key)
         if limiter is None:
             limits, learned = self._limits_for(model)
+            if (
+                provider is not None
+                and provider.traits.limits_concurrency
+                and limits.concurrency is None
+            ):
+                limits = dataclasses.replace(limits, concurrency="auto")
             limiter = self.backend.limiter(
                 limits,
                 scope=f"{credential}|{key[1] or '*'}",

@@ -99,6 +99,13 @@ class Attempt:
     provider: Provider | None = None
     #: The priority lane the call waits in (`ratelimit_llm.lane`); ``None``: "default".
     lane: str | None = None
+    #: The answer is a stream being passed through: the call is over only at its end.
+    streaming: bool = False
+    #: Seconds from this attempt's send to its answer's headers (``None`` before).
+    latency: float | None = None
+    #: Calls in flight on this attempt's bucket when it was sent, itself included
+    #: (``None`` unless the limits count calls in flight).
+    in_flight: float | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -120,7 +127,7 @@ class Attempt:
         """The bucket ``credential`` would use for this call's model."""
         credential = credential or self.default_credential
         name = credential.name if credential is not None else "<no key>"
-        return self.pool.get(name, self.model)
+        return self.pool.get(name, self.model, provider=self.provider)
 
 
 _KIND_OF_RETRY: dict[ErrorKind, str] = {

@@ -241,6 +241,7 @@ class RateLimitedTransport(_AsyncTransportBase):
     async def _attempt(self, attempt: Attempt, request: Any, replayable: bool) -> Any | None:
         """Make one attempt. Returns the response to hand back, or None to go again."""
         attempt.number += 1
+        attempt.latency = None
         attempt.status = None
         attempt.error = None
         attempt.exception = None
@@ -251,7 +252,9 @@ class RateLimitedTransport(_AsyncTransportBase):
             attempt.credential = None
         credential = attempt.credential or attempt.default_credential
         key_name = credential.name if credential is not None else _NO_KEY
-        limiter = attempt.limiter = self.pool.get(key_name, attempt.model)
+        limiter = attempt.limiter = self.pool.get(
+            key_name, attempt.model, provider=attempt.provider
+        )
         reservation = await limiter.acquire(
             attempt.cost, timeout=self.acquire_timeout, lane=attempt.lane
         )
@@ -269,6 +272,9 @@ class RateLimitedTransport(_AsyncTransportBase):
             except BaseException:
                 reservation.release()  # cancelled in line: never sent
                 raise
+        attempt.streaming = False
+        state = limiter.in_flight()
+        attempt.in_flight = None if state is None else state[0]
         try:
             sent_at = limiter.clock()
             reservation.sent()
@@ -278,6 +284,10 @@ class RateLimitedTransport(_AsyncTransportBase):
                 return await self._after_exception(attempt, reservation, error, replayable)
             return await self._after_response(attempt, reservation, response, replayable, sent_at)
         finally:
+            if not attempt.streaming:
+                # This attempt is over (answered, failed, retried or cancelled): its place
+                # among the calls in flight comes back. A stream's comes back at its end.
+                reservation.finish()
             if slots is not None:
                 slots.release()
 
@@ -311,6 +321,7 @@ class RateLimitedTransport(_AsyncTransportBase):
         status = response.status_code
         attempt.status = status
         answered_at = attempt.limiter.clock() if attempt.limiter else sent_at
+        attempt.latency = answered_at - sent_at
         provider = attempt.provider
         snapshot = parse_rate_limit_headers(response.headers, provider=provider)
         attempt.snapshot = snapshot
@@ -359,6 +370,7 @@ class RateLimitedTransport(_AsyncTransportBase):
             self._stream_ended(attempt, watcher)
 
         count = attempt.streams_without_usage
+        attempt.streaming = True
         if _is_sync_stream(response) and self._run_in_loop is not None:
             run_in_loop = self._run_in_loop
 
@@ -455,6 +467,8 @@ class RateLimitedTransport(_AsyncTransportBase):
 
     def _stream_ended(self, attempt: Attempt, watcher: UsageWatcher) -> None:
         reservation = attempt.reservation
+        if reservation is not None:
+            reservation.finish()
         if watcher.error is not None:
             info = classify_error_payload(watcher.error, provider=attempt.provider)
             self._emit(
