@@ -28,6 +28,7 @@ from ._exceptions import (
 )
 from ._headers import DimensionSnapshot, RateLimitSnapshot, parse_rate_limit_headers
 from ._interface import Limiter, Reservation
+from ._learner import Learner
 from ._limiter import LimiterStatistics, RateLimiter
 from ._line import current_lane, lane
 from ._pool import LimiterPool
@@ -63,6 +64,7 @@ __all__ = [
     "Event",
     "FixedDelay",
     "KeyRotation",
+    "Learner",
     "Limiter",
     "LimiterPool",
     "LimiterStatistics",

@@ -33,6 +33,7 @@ from ._headers import RateLimitSnapshot
 from ._interface import Reservation
 from ._line import DEFAULT_LANE, DEFAULT_LANES, Line, check_lanes, current_lane
 from ._types import Cost, Dimension, Limits
+from ._validate import check_number
 
 __all__ = ["LimiterStatistics", "MemoryReservation", "RateLimiter"]
 
@@ -341,7 +342,21 @@ class RateLimiter:
         follow_server_limits: bool = True,
         lanes: Mapping[str, float] = DEFAULT_LANES,
     ) -> None:
-        dimensions = limits.dimensions() if isinstance(limits, Limits) else tuple(limits)
+        if isinstance(limits, Limits):
+            dimensions = limits.dimensions()
+        elif isinstance(limits, list | tuple) and all(isinstance(d, Dimension) for d in limits):
+            dimensions = tuple(limits)
+        else:
+            raise TypeError(
+                f"limits must be a Limits or a sequence of Dimension, got {type(limits).__name__}"
+            )
+        if clock is not None and not callable(clock):
+            raise TypeError(
+                f"clock must be a callable returning seconds, got {type(clock).__name__}"
+            )
+        if not isinstance(follow_server_limits, bool):
+            kind = type(follow_server_limits).__name__
+            raise TypeError(f"follow_server_limits must be a bool, got {kind}")
         self._dimensions = dimensions
         self._holding = tuple(d.holding for d in dimensions)
         self._clock = clock
@@ -413,8 +428,10 @@ class RateLimiter:
         :raises AcquireTimeoutError: if ``timeout`` passed first.
         :raises ValueError: for a lane this limiter does not have.
         """
-        if timeout is not None and not (timeout >= 0):
-            raise ValueError(f"timeout must be >= 0 or None, got {timeout!r}")
+        if timeout is not None:
+            timeout = check_number("timeout", timeout, low=0.0)
+        if cost is not None and not isinstance(cost, Cost):
+            raise TypeError(f"cost must be a Cost, got {type(cost).__name__}")
         return _Acquire(self, _DEFAULT_COST if cost is None else cost, timeout, lane)
 
     def limit(

@@ -15,6 +15,7 @@ from ._interface import Limiter
 from ._line import DEFAULT_LANES, check_lanes
 from ._providers import Provider
 from ._types import Limits
+from ._validate import check_instance
 from .backends import Backend, backend_from
 
 __all__ = ["AUTO_START", "UNMETERED", "LimiterPool", "LimitsSpec"]
@@ -87,6 +88,20 @@ class LimiterPool:
             for model, value in limits.items():
                 if not isinstance(value, Limits):
                     raise TypeError(f"limits[{model!r}] must be a Limits, got {value!r}")
+        if shared is not None:
+            check_instance("shared", shared, Mapping, "a mapping of model name to group name")
+            for model, group in shared.items():
+                if not isinstance(model, str) or not isinstance(group, str):
+                    raise TypeError(f"shared must map model names to group names, got {model!r}")
+        if clock is not None and not callable(clock):
+            raise TypeError(
+                f"clock must be a callable returning seconds, got {type(clock).__name__}"
+            )
+        check_instance("auto_start", auto_start, Limits, "a Limits")
+        check_instance("unmetered", unmetered, Limits, "a Limits")
+        if not isinstance(follow_server_limits, bool):
+            kind = type(follow_server_limits).__name__
+            raise TypeError(f"follow_server_limits must be a bool, got {kind}")
         self._limits = limits
         self._shared = dict(shared or {})
         self._clock = clock

@@ -42,6 +42,7 @@ from ._sse import UsageWatcher
 from ._strategy import Attempt, Decision, Strategy, retry_kind
 from ._telemetry import ESTIMATED_FROM_STREAM, Event, RouteStatistics, Telemetry
 from ._types import Cost
+from ._validate import check_choice, check_instance, check_int, check_number
 
 __all__ = ["RateLimitedTransport"]
 
@@ -52,6 +53,38 @@ _HARD_ATTEMPT_LIMIT = 100
 # A failed call's body is read to classify it; more than this is not an error message.
 _MAX_ERROR_BODY = 1024 * 1024
 _NO_KEY = "<no key>"
+
+
+def check_options(
+    *,
+    strategy: Any,
+    estimator: Any,
+    acquire_timeout: Any,
+    telemetry: Any,
+    clock: Any,
+    snapshot_at: Any,
+    max_in_flight: Any,
+    learner: Any,
+    provider: Any,
+) -> dict[str, Any]:
+    """The transport's options, checked once: `TypeError` for a wrong type, `ValueError`
+    for a wrong value, each naming the parameter. `wrap` and `http_client` use it too."""
+    if strategy is not None:
+        check_instance("strategy", strategy, Strategy, "a Strategy (AdaptiveBackoff(), ...)")
+    if estimator is not None:
+        check_instance("estimator", estimator, CostEstimator, "a CostEstimator")
+    if telemetry is not None:
+        check_instance("telemetry", telemetry, Telemetry, "a Telemetry")
+    if learner is not None:
+        check_instance("learner", learner, Learner, "a Learner")
+    if acquire_timeout is not None:
+        acquire_timeout = check_number("acquire_timeout", acquire_timeout, low=0.0)
+    if max_in_flight is not None:
+        check_int("max_in_flight", max_in_flight, low=1)
+    if clock is not None and not callable(clock):
+        raise TypeError(f"clock must be a callable returning seconds, got {type(clock).__name__}")
+    check_choice("snapshot_at", snapshot_at, ("response", "admission"))
+    return {"acquire_timeout": acquire_timeout, "provider": to_provider(provider)}
 
 
 class _Transport(Protocol):
@@ -127,32 +160,35 @@ class RateLimitedTransport(_AsyncTransportBase):
         learner: Learner | None = None,
         provider: Provider | str | None = None,
     ) -> None:
-        if max_in_flight is not None and max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight!r}")
-        if snapshot_at not in ("response", "admission"):
-            raise ValueError(f"snapshot_at must be 'response' or 'admission', not {snapshot_at!r}")
+        checked = check_options(
+            strategy=strategy,
+            estimator=estimator,
+            acquire_timeout=acquire_timeout,
+            telemetry=telemetry,
+            clock=clock,
+            snapshot_at=snapshot_at,
+            max_in_flight=max_in_flight,
+            learner=learner,
+            provider=provider,
+        )
         if pool is None:
             if limits is None:
                 raise TypeError("give either pool= or limits=")
             pool = LimiterPool(limits, shared=shared, clock=clock)
         elif limits is not None:
             raise TypeError("give pool= or limits=, not both")
+        elif not isinstance(pool, LimiterPool):
+            raise TypeError(f"pool must be a LimiterPool, got {type(pool).__name__}")
         from .strategies import AdaptiveBackoff
 
         if strategy is None:
             strategy = AdaptiveBackoff()
-        elif not isinstance(strategy, Strategy):
-            raise TypeError(
-                f"strategy must be a Strategy (AdaptiveBackoff(), KeyRotation(...), ...), "
-                f"got {type(strategy).__name__}"
-            )
         elif not strategy.decides_retries:
             # Rate limits are retried whatever else is composed (KeyRotation alone, ...).
             strategy = strategy + AdaptiveBackoff()
-        if learner is not None and not isinstance(learner, Learner):
-            raise TypeError(f"learner must be a Learner, got {type(learner).__name__}")
+        acquire_timeout = checked["acquire_timeout"]
         self.learner = learner or Learner()
-        self.provider = to_provider(provider)
+        self.provider: Provider | None = checked["provider"]
         # Recognised from the host, once per host (None: let the headers tell).
         self._providers_by_host: dict[str, Provider | None] = {}
         self._inner = inner

@@ -32,13 +32,13 @@ from ._estimate import CostEstimator
 from ._learner import Learner
 from ._line import DEFAULT_LANES
 from ._pool import AUTO_START, LimiterPool, LimitsSpec
-from ._providers import Provider, to_provider
+from ._providers import Provider
 from ._strategy import Strategy
 from ._sync import SyncRateLimitedTransport
 from ._telemetry import Telemetry
-from ._transport import RETRIES_HEADER, RateLimitedTransport
+from ._transport import RETRIES_HEADER, RateLimitedTransport, check_options
 from ._types import Limits
-from ._validate import check_choice, check_instance, check_int, check_number
+from ._validate import check_choice, check_int
 from .backends import Backend
 
 __all__ = ["http_client", "transport_of", "wrap"]
@@ -348,36 +348,25 @@ def _transport_options(
         limits = Limits(rpm=rpm, tpm=tpm, rpd=rpd, tpd=tpd, burst_seconds=burst_seconds)
     elif burst_seconds is not None:
         raise TypeError("burst_seconds goes with rpm=/tpm= (or inside Limits)")
-    if acquire_timeout is not None:
-        acquire_timeout = check_number("acquire_timeout", acquire_timeout, low=0.0)
     if max_in_flight == "pool":
         max_in_flight = pool_size
-    elif max_in_flight is not None:
-        if isinstance(max_in_flight, str):
-            raise ValueError(f"max_in_flight must be 'pool', an int or None, got {max_in_flight!r}")
-        check_int("max_in_flight", max_in_flight, low=1)
-    if strategy is not None:
-        check_instance("strategy", strategy, Strategy, "a Strategy (AdaptiveBackoff(), ...)")
-    if estimator is not None:
-        check_instance("estimator", estimator, CostEstimator, "a CostEstimator")
-    if telemetry is not None:
-        check_instance("telemetry", telemetry, Telemetry, "a Telemetry")
-    if learner is not None:
-        check_instance("learner", learner, Learner, "a Learner")
+    elif isinstance(max_in_flight, str):
+        raise ValueError(f"max_in_flight must be 'pool', an int or None, got {max_in_flight!r}")
+    checked = check_options(
+        strategy=strategy,
+        estimator=estimator,
+        acquire_timeout=acquire_timeout,
+        telemetry=telemetry,
+        clock=clock,
+        snapshot_at=snapshot_at,
+        max_in_flight=max_in_flight,
+        learner=learner,
+        provider=provider,
+    )
     if not isinstance(follow_server_limits, bool):
         raise TypeError(
             f"follow_server_limits must be a bool, got {type(follow_server_limits).__name__}"
         )
-    check_instance("auto_start", auto_start, Limits, "a Limits")
-    if clock is not None and not callable(clock):
-        raise TypeError(f"clock must be a callable returning seconds, got {type(clock).__name__}")
-    check_choice("snapshot_at", snapshot_at, ("response", "admission"))
-    named = to_provider(provider)
-    if shared is not None:
-        check_instance("shared", shared, Mapping, "a mapping of model name to group name")
-        for model, group in shared.items():
-            if not isinstance(model, str) or not isinstance(group, str):
-                raise TypeError(f"shared must map model names to group names, got {model!r}")
     pool = LimiterPool(
         "auto" if limits is None else limits,
         shared=shared,
@@ -391,13 +380,13 @@ def _transport_options(
         "pool": pool,
         "strategy": strategy,
         "estimator": estimator,
-        "acquire_timeout": acquire_timeout,
+        "acquire_timeout": checked["acquire_timeout"],
         "telemetry": telemetry,
         "clock": clock,
         "snapshot_at": snapshot_at,
         "max_in_flight": max_in_flight,
         "learner": learner,
-        "provider": named,
+        "provider": checked["provider"],
     }
 
 
