@@ -27,6 +27,7 @@ from ._clients import (
     new_client,
     pool_size_of,
     router_for,
+    sdk_library,
 )
 from ._estimate import CostEstimator
 from ._learner import Learner
@@ -446,15 +447,9 @@ def _limited_class(cls: type) -> type:
 
 
 def _library(name: str | None) -> Any:
-    """The HTTP library to build on: the one named, else the installed SDK's."""
+    """The HTTP library to build on: the one named, else the installed openai SDK's."""
     if name is None:
-        try:
-            import httpx2
-        except ImportError:
-            import httpx
-
-            return httpx
-        return httpx2
+        return sdk_library()
     if name == "httpx2":
         import httpx2
 

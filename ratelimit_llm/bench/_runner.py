@@ -22,9 +22,9 @@ from dataclasses import asdict, dataclass, field
 from queue import Empty
 from typing import Any
 
-import httpx2
 import openai
 
+from .._clients import sdk_library
 from ..mock import MockConfig, run_server
 from ._contenders import CALL_TIMEOUT, Contender, RunContext
 from ._workload import BackgroundLoad, Call, Scenario, ideal_seconds
@@ -145,7 +145,8 @@ async def _run_one(
     on_progress: Callable[[str, int, int], None] | None,
 ) -> RunResult:
     origin = url.removesuffix("/v1")
-    async with httpx2.AsyncClient(timeout=30) as control:
+    # The SDK's own HTTP library (httpx2 for openai 3.x, httpx before): no other needed.
+    async with sdk_library().AsyncClient(timeout=30) as control:
         (await control.post(f"{origin}/mock/reset", json={"buckets": True})).raise_for_status()
     result = RunResult(scenario.name, contender.name, calls=len(scenario.calls))
     await contender.start(RunContext(url, scenario.keys, scenario.told, scenario))
@@ -220,7 +221,7 @@ async def _run_one(
     accounting = contender.token_accounting()
     await contender.stop()
     cpu += contender.extra_cpu_seconds()
-    async with httpx2.AsyncClient(timeout=30) as control:
+    async with sdk_library().AsyncClient(timeout=30) as control:
         server = (await control.get(f"{origin}/mock/stats")).json()
 
     result.completed = len(latencies)
