@@ -38,16 +38,25 @@ __all__ = [
 API_KEY = "sk-mock-integrations-0001"
 
 
-def need(module: str) -> None:
-    """Skip the calling module when ``module`` is not installed, saying so; under
+def need(*modules: str) -> None:
+    """Skip the calling module when one of ``modules`` is not installed, saying so; under
     ``./scripts/test-integrations`` (``RATELIMIT_LLM_INTEGRATIONS=require``) fail
-    instead, since the ``integrations`` extra promised it."""
-    if importlib.util.find_spec(module) is not None:
-        return
-    reason = f"{module} is not installed: pip install 'ratelimit-llm[integrations]'"
-    if os.environ.get("RATELIMIT_LLM_INTEGRATIONS") == "require":
-        pytest.fail(reason, pytrace=False)
-    pytest.skip(reason, allow_module_level=True)
+    instead, since the ``integrations`` extra promised it. Without the variable, skip
+    too: the frameworks' network switches and the loopback guard are not in place."""
+    mode = os.environ.get("RATELIMIT_LLM_INTEGRATIONS", "")
+    if mode in ("", "0"):
+        pytest.skip(
+            "framework tests run only with RATELIMIT_LLM_INTEGRATIONS=1 "
+            "(./scripts/test-integrations sets it)",
+            allow_module_level=True,
+        )
+    for module in modules:
+        if importlib.util.find_spec(module) is not None:
+            continue
+        reason = f"{module} is not installed: pip install 'ratelimit-llm[integrations]'"
+        if mode == "require":
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason, allow_module_level=True)
 
 
 def generous() -> MockConfig:

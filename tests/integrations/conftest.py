@@ -91,7 +91,7 @@ BLOCKED: list[str] = []
 
 
 def _is_loopback(host: Any) -> bool:
-    if host is None:
+    if host is None or host == "":
         return True
     text = host.decode() if isinstance(host, bytes) else str(host)
     return text in ("localhost", "::1") or text.startswith("127.")
@@ -138,9 +138,22 @@ def _loopback_only() -> Iterator[None]:
     assert not tried, f"a framework tried to reach the network: {tried}"
 
 
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    if MODE == "require" and terminalreporter.stats.get("skipped"):
+        terminalreporter.write_line(
+            "FAILED: tests were skipped; under ./scripts/test-integrations every recipe must run",
+            red=True,
+        )
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if _SCRATCH is not None:
         shutil.rmtree(_SCRATCH, ignore_errors=True)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if MODE == "require" and skipped and session.exitstatus == pytest.ExitCode.OK:
+        # The script promised every recipe a run: a skip is a recipe left untested.
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 # -- the mock server -------------------------------------------------------------------
