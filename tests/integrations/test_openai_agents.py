@@ -13,7 +13,17 @@ from ._support import Mock, assert_every_call_paced, close, need
 
 need("agents")
 
-from agents import Agent, Runner, function_tool, set_default_openai_api  # noqa: E402
+from agents import (  # noqa: E402
+    Agent,
+    OpenAIChatCompletionsModel,
+    OpenAIResponsesModel,
+    Runner,
+    function_tool,
+    set_default_openai_api,
+)
+from openai import AsyncOpenAI  # noqa: E402
+
+import ratelimit_llm  # noqa: E402
 
 from .recipes.openai_agents_client import use_rate_limited_client  # noqa: E402
 
@@ -85,3 +95,25 @@ async def test_a_run_on_chat_completions_is_paced(mock: Mock, chat_completions_a
     assert isinstance(result.final_output, City)
     assert_every_call_paced(mock, client, calls=len(result.raw_responses))
     assert {entry["endpoint"] for entry in mock.stats()["log"]} == {"chat.completions"}
+
+
+@pytest.mark.asyncio
+async def test_an_agent_given_its_own_wrapped_client_is_paced(mock: Mock) -> None:
+    wrapped = ratelimit_llm.wrap(AsyncOpenAI(), rpm=500, tpm=200_000)
+    agents = [
+        Agent(name="r", model=OpenAIResponsesModel(model="gpt-4o-mini", openai_client=wrapped)),
+        Agent(
+            name="c", model=OpenAIChatCompletionsModel(model="gpt-4o-mini", openai_client=wrapped)
+        ),
+    ]
+    try:
+        results = [await Runner.run(agent, "Say hello") for agent in agents]
+    finally:
+        await close(wrapped)
+
+    assert all(result.final_output for result in results)
+    assert_every_call_paced(mock, wrapped, calls=2)
+    assert sorted(entry["endpoint"] for entry in mock.stats()["log"]) == [
+        "chat.completions",
+        "responses",
+    ]
