@@ -68,6 +68,7 @@ def test_generate_outputs_is_paced_with_n_generations_per_call(mock: Mock) -> No
 
 @pytest.mark.asyncio
 async def test_structured_output_is_paced_under_instructor(mock: Mock) -> None:
+    need("instructor")  # distilabel's structured output is instructor's
     llm = RateLimitedOpenAILLM(model="gpt-4o-mini", structured_output={"schema": City})
     llm.load()
     wrapped = llm._aclient.client  # instructor patched the wrapped client
