@@ -229,6 +229,9 @@ class Profile:
     - ``queue_slots``: calls the server runs at full speed; past them every new call's
       latency stretches by ``in flight / queue_slots`` (vLLM's queue).
     - ``extra_headers``: sent on every API answer (TGI's ``x-compute-type``).
+    - ``openai_headers``: send ``openai-version``, ``openai-organization``,
+      ``openai-project`` and ``openai-processing-ms`` (OpenAI's, Azure's, Groq's presets;
+      the others do not, so that a header reader does not take them for OpenAI).
     """
 
     name: str
@@ -252,6 +255,7 @@ class Profile:
     enforce_limits: bool = True
     queue_slots: int | None = None
     extra_headers: tuple[tuple[str, str], ...] = ()
+    openai_headers: bool = True
 
     def __post_init__(self) -> None:
         share = _non_negative("soft_limit", self.soft_limit)
@@ -328,6 +332,7 @@ class Profile:
             retry_after=False,
             project_headers=False,
             error_style="together",
+            openai_headers=False,
         )
 
     @classmethod
@@ -341,6 +346,7 @@ class Profile:
             retry_after=False,
             project_headers=False,
             error_style="fireworks",
+            openai_headers=False,
             output_charge="usage",
             soft_limit=0.1,
         )
@@ -356,6 +362,7 @@ class Profile:
             retry_after=False,
             project_headers=False,
             error_style="openrouter",
+            openai_headers=False,
         )
 
     @classmethod
@@ -369,6 +376,7 @@ class Profile:
             retry_after=False,
             project_headers=False,
             error_style="gemini",
+            openai_headers=False,
             array_errors=array,
         )
 
@@ -383,6 +391,7 @@ class Profile:
             header_style="anthropic",
             project_headers=False,
             error_style="anthropic",
+            openai_headers=False,
             output_charge="settle",
         )
 
@@ -397,6 +406,7 @@ class Profile:
             retry_after=False,
             project_headers=False,
             error_style="deepseek",
+            openai_headers=False,
             keepalive_seconds=0.5,
         )
 
@@ -410,6 +420,7 @@ class Profile:
             retry_after=False,
             project_headers=False,
             error_style="tgi",
+            openai_headers=False,
             extra_headers=(("x-compute-type", "gpu+optimized"),),
         )
 
@@ -423,6 +434,7 @@ class Profile:
             retry_after=False,
             project_headers=False,
             enforce_limits=False,
+            openai_headers=False,
             queue_slots=queue_slots,
         )
 

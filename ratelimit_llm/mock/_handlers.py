@@ -116,7 +116,10 @@ async def handle_api(
 ) -> Response:
     """Serve one call to ``/v1/chat/completions``, ``/v1/responses`` or ``/v1/embeddings``."""
     started = state.clock()
-    headers = {"x-request-id": state.new_id("req_"), "openai-version": "2020-10-01"}
+    openai_headers = state.config.profile.openai_headers
+    headers = {"x-request-id": state.new_id("req_")}
+    if openai_headers:
+        headers["openai-version"] = "2020-10-01"
     key = api_key_from(request.headers.get("authorization"), request.headers.get("api-key"))
     if key is None:
         state.recorder.invalid("missing_api_key")
@@ -144,8 +147,9 @@ async def handle_api(
     except BadRequest as exc:
         state.recorder.invalid("bad_request")
         return json_response(400, exc.body(), headers)
-    headers["openai-organization"] = identity.organization
-    headers["openai-project"] = identity.project
+    if openai_headers:
+        headers["openai-organization"] = identity.organization
+        headers["openai-project"] = identity.project
     call = _Call(state, request, identity, parsed, raw, headers, started)
     return await call.run()
 
@@ -300,7 +304,8 @@ class _Call:
     ) -> dict[str, str]:
         buckets.refill(now)
         headers = dict(self.headers)
-        headers["openai-processing-ms"] = str(max(0, round(processing * 1000)))
+        if self.config.profile.openai_headers:
+            headers["openai-processing-ms"] = str(max(0, round(processing * 1000)))
         headers.update(self.dialect.headers(buckets, time.time()))
         return headers
 
