@@ -128,10 +128,14 @@ async def test_the_limit_is_per_key_and_per_model_group() -> None:
         (KEY, "gpt-4o"),
         (KEY, "gpt-4o-2024-08-06"),  # the same group as gpt-4o: no place left there
     ]
+
+    async def one(key: str, model: str) -> None:
+        await client.call(key=key, model=model)
+
     async with trio.open_nursery() as nursery:
         for key, model in lanes:
             for _ in range(2):
-                nursery.start_soon(lambda k=key, m=model: client.call(key=k, model=m))
+                nursery.start_soon(one, key, model)
             await trio.sleep(0.01)
     await client.aclose()
     assert sorted(client.statuses) == [200] * 6 + [429] * 2

@@ -99,7 +99,9 @@ async def chat(
 
 
 def info_of(response: httpx2.Response, provider: str | None = None) -> Any:
-    info = classify_error(response.status_code, response.headers, response.content, provider=provider)
+    info = classify_error(
+        response.status_code, response.headers, response.content, provider=provider
+    )
     assert info is not None, response.text
     return info
 
@@ -522,7 +524,9 @@ async def test_deepseek_keeps_waiting_calls_alive() -> None:
 
 async def test_deepseek_spent_balance_is_a_final_402() -> None:
     app = app_of(
-        Profile.deepseek(), MockLimits(concurrency=4), keys={KEY: KeyConfig(insufficient_quota=True)}
+        Profile.deepseek(),
+        MockLimits(concurrency=4),
+        keys={KEY: KeyConfig(insufficient_quota=True)},
     )
     async with raw(app) as http:
         refused = await chat(http)
@@ -536,11 +540,10 @@ async def test_deepseek_spent_balance_is_a_final_402() -> None:
 
 async def test_tgi_is_overloaded_past_max_concurrent_requests() -> None:
     app = app_of(Profile.tgi(), MockLimits(concurrency=1), latency=SLOW)
-    async with raw(app) as http:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(chat, http)
-            await trio.sleep(0.1)
-            refused = await chat(http)
+    async with raw(app) as http, trio.open_nursery() as nursery:
+        nursery.start_soon(chat, http)
+        await trio.sleep(0.1)
+        refused = await chat(http)
     assert refused.status_code == 429
     assert refused.json() == {"error": "Model is overloaded", "error_type": "overloaded"}
     # x-compute-type gives TGI away, and its overloaded answer is about calls in flight.
