@@ -27,7 +27,7 @@ import openai
 
 from ..mock import MockConfig, run_server
 from ._contenders import CALL_TIMEOUT, Contender, RunContext
-from ._workload import BackgroundLoad, Call, Scenario, ideal_admissions, ideal_seconds
+from ._workload import BackgroundLoad, Call, Scenario, ideal_seconds, mean_latency
 
 __all__ = ["RunResult", "mock_server_process", "run_scenario"]
 
@@ -263,8 +263,8 @@ def _goodput(scenario: Scenario, server: dict[str, Any], wall: float) -> tuple[f
     """Admitted units of the binding dimension over what the limits allowed in ``wall``.
 
     Per-second buckets count as the per-minute ones do (a second's depth, then their
-    rate); a server that limits calls in flight allowed the calls its places could have
-    admitted within ``wall`` (the ideal line's).
+    rate); a server that limits calls in flight to N allowed N calls at once, then N
+    more every mean latency of the workload's calls.
     """
     limits = scenario.server.limits
     keys = len(scenario.keys)
@@ -286,8 +286,9 @@ def _goodput(scenario: Scenario, server: dict[str, Any], wall: float) -> tuple[f
         if fraction > best:
             best, binding = fraction, name
     if limits.concurrency:
-        allowed = sum(1 for at in ideal_admissions(scenario) if at <= wall)
-        fraction = admitted["requests"] / max(1, allowed)
+        places = keys * limits.concurrency
+        allowed = places * (1 + wall / max(1e-9, mean_latency(scenario)))
+        fraction = admitted["requests"] / allowed
         if fraction > best:
             best, binding = fraction, "in flight"
     return best, binding

@@ -26,8 +26,10 @@ __all__ = [
     "Call",
     "Scenario",
     "builtin_scenarios",
+    "expected_latency",
     "ideal_admissions",
     "ideal_seconds",
+    "mean_latency",
 ]
 
 Endpoint = Literal["chat", "embeddings"]
@@ -134,6 +136,14 @@ def ideal_admissions(scenario: Scenario, calls: Sequence[Call] | None = None) ->
             heapq.heapreplace(places, at + expected_latency(scenario, parsed))
         times.append(at)
     return times
+
+
+def mean_latency(scenario: Scenario) -> float:
+    """The mock's average time to answer one of the scenario's calls (`expected_latency`)."""
+    if not scenario.calls:
+        return 0.0
+    total = math.fsum(expected_latency(scenario, _parsed(call)) for call in scenario.calls)
+    return total / len(scenario.calls)
 
 
 def _parsed(call: Call) -> ParsedRequest:
