@@ -192,12 +192,12 @@ class _Call:
         group = state.group_of(parsed.model)
         buckets = state.enforcer.bucket_set(identity.principal, identity.project, group, now)
         self.fault = fault = state.faults.pick(self.number, stream=parsed.stream)
-        request = parsed.charge_request(config.output.default_max_tokens)
+        asked = parsed.charge_request(config.output.default_max_tokens)
         profile = config.profile
         charge = Charge(
-            config.charge_rule(request),
-            request.estimated_prompt_tokens,
-            request.reserved_output_tokens,
+            config.charge_rule(asked),
+            asked.estimated_prompt_tokens,
+            asked.reserved_output_tokens,
             output_later=profile.output_charge == "usage",
         )
 
