@@ -9,6 +9,7 @@ written by ``_headers.py``; the others by ``_provider_headers.py`` and
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ._buckets import BucketSet, Refusal
@@ -55,25 +56,15 @@ from ._provider_headers import (
 __all__ = ["Dialect", "Who"]
 
 
+@dataclass(frozen=True, slots=True)
 class Who:
     """Whom a refusal names: the model, the organization and project, the operation."""
 
-    __slots__ = ("api_version", "model", "operation", "organization", "project")
-
-    def __init__(
-        self,
-        *,
-        model: str,
-        organization: str,
-        project: str | None,
-        operation: str,
-        api_version: str,
-    ) -> None:
-        self.model = model
-        self.organization = organization
-        self.project = project
-        self.operation = operation
-        self.api_version = api_version
+    model: str
+    organization: str
+    project: str | None
+    operation: str
+    api_version: str
 
 
 class Dialect:
