@@ -27,7 +27,7 @@ import openai
 from .._clients import sdk_library
 from ..mock import MockConfig, run_server
 from ._contenders import CALL_TIMEOUT, Contender, RunContext
-from ._workload import BackgroundLoad, Call, Scenario, ideal_seconds
+from ._workload import BackgroundLoad, Call, Scenario, ideal_seconds, mean_latency
 
 __all__ = ["RunResult", "mock_server_process", "run_scenario"]
 
@@ -261,21 +261,37 @@ async def _run_one(
 
 
 def _goodput(scenario: Scenario, server: dict[str, Any], wall: float) -> tuple[float, str]:
-    """Admitted units of the binding dimension over what the limits allowed in ``wall``."""
+    """Admitted units of the binding dimension over what the limits allowed in ``wall``.
+
+    Per-second buckets count as the per-minute ones do (a second's depth, then their
+    rate); a server that limits calls in flight to N allowed N calls at once, then N
+    more every mean latency of the workload's calls.
+    """
     limits = scenario.server.limits
     keys = len(scenario.keys)
     share = 1.0 if limits.burst_seconds is None else limits.burst_seconds / 60.0
     best, binding = 0.0, ""
-    for name, admitted, limit in (
-        ("requests", float(server["accepted"]), limits.rpm),
-        ("tokens", float(server["tokens"]["charged"]), limits.tpm),
+    if wall <= 0:
+        return best, binding
+    admitted = {"requests": float(server["accepted"]), "tokens": float(server["tokens"]["charged"])}
+    for name, limit, window, depth in (
+        ("requests", limits.rpm, 60.0, share),
+        ("tokens", limits.tpm, 60.0, share),
+        ("requests", limits.rps, 1.0, 1.0),
+        ("tokens", limits.tps, 1.0, 1.0),
     ):
-        if not limit or wall <= 0:
+        if not limit:
             continue
-        ceiling = keys * limit * share + keys * limit / 60.0 * wall
-        fraction = admitted / ceiling
+        ceiling = keys * limit * depth + keys * limit / window * wall
+        fraction = admitted[name] / ceiling
         if fraction > best:
             best, binding = fraction, name
+    if limits.concurrency:
+        places = keys * limits.concurrency
+        allowed = places * (1 + wall / max(1e-9, mean_latency(scenario)))
+        fraction = admitted["requests"] / allowed
+        if fraction > best:
+            best, binding = fraction, "in flight"
     return best, binding
 
 
