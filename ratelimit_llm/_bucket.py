@@ -543,8 +543,14 @@ class Bucket:
             if not self._probing[i] or (metric is not None and metric_i != metric):
                 continue
             self._probing[i] = False
-            self._depth[i] = max(self._opening[i], self._depth[i] - self._probe[i])
-            self._levels[i] = min(self._levels[i], self._depth[i])
+            depth = max(self._opening[i], self._depth[i] - self._probe[i])
+            if self._holding[i]:
+                # The level counts free places: what is in flight stays in flight (the
+                # level may go below zero until enough of it is over).
+                self._levels[i] += depth - self._depth[i]
+            else:
+                self._levels[i] = min(self._levels[i], depth)
+            self._depth[i] = depth
             fell.append(self._dimensions[i].name)
         return tuple(fell)
 

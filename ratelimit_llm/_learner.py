@@ -267,15 +267,17 @@ class Learner:
         state = limiter.in_flight()
         if state is None:
             return  # nothing counts calls in flight: Limits(concurrency=...) would
-        if "concurrency" in limiter.probing():
-            for name in limiter.fall_back("concurrency"):
-                self._emit_in_flight(attempt, f"{name}: probing stopped by {why}")
-            return
         marks = self._cut_marks.setdefault(limiter, {})
         reservation = attempt.reservation
         if reservation is not None and sum(reservation.mark) <= marks.get("concurrency", -1.0):
             return  # sent under the cap being cut: already accounted for
         marks["concurrency"] = sum(limiter.mark())
+        if "concurrency" in limiter.probing():
+            # The other refusals of this probe's round are the same news: the fall back
+            # answers them all (the mark above), so none of them cuts again.
+            for name in limiter.fall_back("concurrency"):
+                self._emit_in_flight(attempt, f"{name}: probing stopped by {why}")
+            return
         _, cap = state
         new = max(1.0, math.floor(cap * self.decrease))
         if new < cap:

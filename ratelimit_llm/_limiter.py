@@ -657,7 +657,7 @@ class RateLimiter:
         return grown
 
     def fall_back(self, metric: str | None = None) -> tuple[str, ...]:
-        """A refusal during slow start: halve the depth of ``metric``'s probing dimensions.
+        """A refusal during slow start: ``metric``'s probing dimensions give the last probe back.
 
         Returns the names of the dimensions that fell back (see `Bucket.fall_back`).
         """

@@ -75,6 +75,28 @@ async def test_finish_settle_and_release_each_give_a_place_back_once() -> None:
     assert limiter.in_flight() == (0.0, 2.0)
 
 
+async def test_a_probe_given_back_keeps_what_is_in_flight_in_flight() -> None:
+    # A refusal of the probe past the cap: the cap falls back by the probe, and the calls
+    # still in flight (one more than the new cap) keep counting until they are over. Losing
+    # one would let a call too many go out later and be refused for it.
+    limiter = RateLimiter(Limits(rpm=60_000, concurrency="auto", burst_seconds=60))
+    held = [await limiter.acquire(Cost(requests=1)) for _ in range(16)]
+    assert limiter.in_flight() == (16.0, 16.0)
+    assert limiter.grow(held[0]) == ("concurrency",)
+    held.append(await limiter.acquire(Cost(requests=1)))
+    assert limiter.in_flight() == (17.0, 17.0)
+    assert limiter.fall_back("concurrency") == ("concurrency",)
+    assert limiter.in_flight() == (17.0, 16.0)
+    held.pop().finish()  # the refused probe is over
+    assert limiter.in_flight() == (16.0, 16.0)
+    with anyio.move_on_after(1):
+        await limiter.acquire(Cost(requests=1))
+        pytest.fail("granted a call past the cap")
+    for reservation in held:
+        reservation.finish()
+    assert limiter.in_flight() == (0.0, 16.0)
+
+
 def reply() -> dict[str, Any]:
     return {
         "id": "c",

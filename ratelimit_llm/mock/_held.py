@@ -1,7 +1,8 @@
 """Answers that keep their call's place among the calls in flight until they are sent.
 
-A call is in flight from admission until its answer has left: for a stream, until its
-last frame. Whatever ends it (the last frame, an injected cut or reset, the client going
+A call is in flight from admission until its answer is complete: for a stream, until
+its last frame, which is sent just after the place is given back (as a real server's
+place frees when it has generated the answer, before the client has read it). Whatever ends it (the last frame, an injected cut or reset, the client going
 away, a cancellation in process) must give the place back, exactly once, or a
 concurrency limit would leak slots and refuse forever. So the place is released by the
 one thing every ending passes through: the ASGI call of the answer itself (`HeldResponse`),
@@ -17,7 +18,7 @@ from typing import Any
 
 import anyio
 from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from ._inflight import Hold
 
@@ -39,8 +40,17 @@ class HeldResponse(Response):
         self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_releasing_before_the_end(message: Message) -> None:
+            # A real server frees the place when the answer is generated, before its last
+            # bytes reach the client; releasing only after the send would let a client
+            # that starts its next call the moment the answer ends be refused for a call
+            # the server is no longer running.
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                self.hold.release()
+            await send(message)
+
         try:
-            await self.inner(scope, receive, send)
+            await self.inner(scope, receive, send_releasing_before_the_end)
         finally:
             self.hold.release()
             body = getattr(self.inner, "body_iterator", None)
