@@ -177,6 +177,7 @@ def test_builtin_sets() -> None:
         "quantized",
         "concurrency-capped",
         "per-second",
+        "interactive-bulk",
     ]
     by_name = {scenario.name: scenario for scenario in builtin_scenarios(8)}
     assert by_name["per-second"].provider == "together"
@@ -193,6 +194,27 @@ def test_builtin_sets() -> None:
         assert times == sorted(times)
         assert times[-1] == pytest.approx(ideal_seconds(scenario)), scenario.name
     assert builtin_contenders()[0].name == "openai-sdk"
+
+
+@pytest.mark.asyncio
+async def test_interactive_calls_pass_a_bulk_backlog_and_the_report_shows_it() -> None:
+    scenario = next(s for s in builtin_scenarios(2) if s.name == "interactive-bulk")
+    lanes = {call.lane for call in scenario.calls}
+    assert lanes == {"bulk", "interactive"}
+    # The backlog is more than the bucket holds at once: it queues for the whole run.
+    assert ideal_seconds(scenario) > 1.5
+    (ours,) = await run_scenario(scenario, [RateLimitLLM("ratelimit-llm")])
+    assert ours.completed == len(scenario.calls)
+    assert ours.server_429s <= 1
+    # Each interactive call passes the queued bulk ones at the next slot: its wait is
+    # a small part of what the backlog's last calls wait (a ratio, not a time).
+    p95 = ours.lane_latency_p95
+    assert set(p95) == {"bulk", "interactive"}
+    assert p95["interactive"] < 0.5 * p95["bulk"], p95
+    console = Console(record=True, width=250)
+    print_results(console, scenario, [ours])
+    text = console.export_text()
+    assert "interactive p95 s" in text and "bulk p95 s" in text
 
 
 def test_cli(capsys: pytest.CaptureFixture[str]) -> None:

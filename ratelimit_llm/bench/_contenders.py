@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import openai
 
+from .._line import lane
 from .._strategy import Strategy
 from .._types import Limits
 from .._wrap import transport_of, wrap
@@ -160,7 +161,11 @@ class RateLimitLLM(Contender):
 
     async def call(self, call: Call) -> None:
         assert self._client is not None
-        await perform(self._client, call)
+        if call.lane is None:
+            await perform(self._client, call)
+            return
+        with lane(call.lane):
+            await perform(self._client, call)
 
     async def stop(self) -> None:
         if self._client is not None:

@@ -63,6 +63,9 @@ class RunResult:
     server_retries: int = 0
     latency_p50: float = 0.0
     latency_p95: float = 0.0
+    #: Per priority lane of the scenario's calls (`Call.lane`): 95th percentile of the
+    #: time from a call's arrival to its answer, over the lane's completed calls.
+    lane_latency_p95: dict[str, float] = field(default_factory=dict)
     cpu_seconds_per_1k: float = 0.0
     tokens_estimated: float | None = None
     tokens_actual: float | None = None
@@ -151,6 +154,7 @@ async def _run_one(
     result = RunResult(scenario.name, contender.name, calls=len(scenario.calls))
     await contender.start(RunContext(url, scenario.keys, scenario.told, scenario))
     latencies: list[float] = []
+    by_lane: dict[str, list[float]] = {}
     completed: list[Call] = []
     finished: list[float] = []
     errors: Counter[str] = Counter()
@@ -169,6 +173,8 @@ async def _run_one(
             errors[_error_name(error)] += 1
         else:
             latencies.append(loop.time() - began)
+            if call.lane is not None:
+                by_lane.setdefault(call.lane, []).append(loop.time() - began)
             completed.append(call)
             finished.append(loop.time() - start)
         finally:
@@ -239,9 +245,9 @@ async def _run_one(
     result.server_429s_by_reason = dict(server["rejected_by_reason"])
     result.server_retries = max(0, result.server_requests - background_sent - len(tasks))
     if latencies:
-        ordered = sorted(latencies)
-        result.latency_p50 = statistics.median(ordered)
-        result.latency_p95 = ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+        result.latency_p50 = statistics.median(latencies)
+        result.latency_p95 = _p95(latencies)
+    result.lane_latency_p95 = {lane: _p95(values) for lane, values in sorted(by_lane.items())}
     handled = result.completed + result.failed
     result.cpu_seconds_per_1k = cpu / handled * 1_000 if handled else 0.0
     if accounting is not None:
@@ -258,6 +264,11 @@ async def _run_one(
     result.finish_times = sorted(round(at, 3) for at in finished)
     result.goodput, result.binding = _goodput(scenario, server, result.wall_seconds)
     return result
+
+
+def _p95(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
 
 
 def _goodput(scenario: Scenario, server: dict[str, Any], wall: float) -> tuple[float, str]:

@@ -43,6 +43,9 @@ class Call:
     at: float
     endpoint: Endpoint
     body: dict[str, Any]
+    #: The priority lane the caller puts it in (``"interactive"``, ``"bulk"``), for
+    #: contenders that have lanes (ratelimit-llm's ``lane()``); `None`: no lane.
+    lane: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -424,7 +427,43 @@ def builtin_scenarios(seconds: float = 8.0) -> list[Scenario]:
     )
     scenarios.append(_concurrency_capped(seconds))
     scenarios.append(_per_second(seconds))
+    scenarios.append(_interactive_and_bulk(seconds))
     return scenarios
+
+
+def _interactive_and_bulk(seconds: float) -> Scenario:
+    """A bulk backlog and a person waiting: one quota, two kinds of caller.
+
+    A labelling job queues a backlog larger than the bucket at once (lane ``"bulk"``),
+    while an application on the same key sends a small call every quarter second (lane
+    ``"interactive"``). The report's "interactive p95" column is how long those waited
+    and took: behind a FIFO they wait for the backlog; with lanes they pass it at the
+    next free slot, while the backlog still gets the rest of the quota.
+    """
+    rng = random.Random(13)
+    limits = MockLimits(rpm=600, tpm=60_000)
+    backlog = tuple(
+        replace(
+            _chat(i, 0.0, rng, rng.randint(200, 1_600), rng.randint(50, 300), False), lane="bulk"
+        )
+        for i in range(2_000)
+    )
+    bulk = _within(
+        Scenario("interactive-bulk", "", _server(limits), Limits(rpm=600, tpm=60_000), backlog),
+        seconds,
+    ).calls
+    interactive = tuple(
+        replace(_chat(len(bulk) + n, 0.5 + 0.25 * n, rng, 120, 30, False), lane="interactive")
+        for n in range(max(4, int((seconds - 1.0) / 0.25)))
+    )
+    return Scenario(
+        "interactive-bulk",
+        f"{len(bulk)} bulk calls at once and {len(interactive)} small interactive ones, one "
+        "every 0.25 s, on one key (TPM binding)",
+        _server(limits),
+        Limits(rpm=600, tpm=60_000),
+        bulk + interactive,
+    )
 
 
 def _concurrency_capped(seconds: float) -> Scenario:

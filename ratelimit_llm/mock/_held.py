@@ -2,12 +2,13 @@
 
 A call is in flight from admission until its answer is complete: for a stream, until
 its last frame, which is sent just after the place is given back (as a real server's
-place frees when it has generated the answer, before the client has read it). Whatever ends it (the last frame, an injected cut or reset, the client going
-away, a cancellation in process) must give the place back, exactly once, or a
-concurrency limit would leak slots and refuse forever. So the place is released by the
-one thing every ending passes through: the ASGI call of the answer itself (`HeldResponse`),
-and, while a plain answer is still being "generated", by a wait that stops when the
-client disconnects (`pause_unless_gone`).
+place frees once it has generated the answer, before the client has read it). Whatever
+ends it (the last frame, an injected cut or reset, the client going away, a
+cancellation in process) must give the place back, exactly once, or a concurrency limit
+would leak slots and refuse forever. So the place is released by the one thing every
+ending passes through: the ASGI call of the answer itself (`HeldResponse`), and, while
+a plain answer is still being "generated", by a wait that stops when the client
+disconnects (`pause_unless_gone`).
 """
 
 from __future__ import annotations
