@@ -17,17 +17,16 @@ import pytest
 from ratelimit_llm import (
     AdaptiveBackoff,
     Cost,
-    CostEstimator,
-    Credential,
-    Dimension,
     FixedDelay,
     KeyRotation,
-    Learner,
     LimiterPool,
     Limits,
     RateLimitedTransport,
     RateLimiter,
 )
+from ratelimit_llm.core import Dimension, Learner
+from ratelimit_llm.costs import CostEstimator
+from ratelimit_llm.strategies import Credential
 
 KEY = "sk-test-argumentsargumentsargs001"
 NAN = math.nan

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ratelimit_llm import CapacityExceededError, Cost, Dimension, Limits
+from ratelimit_llm import CapacityExceededError, Cost, Limits
 from ratelimit_llm._bucket import FIRST_ANSWER_GRACE, Bucket
+from ratelimit_llm.core import Dimension
 
 
 def make(rpm: float = 60, tpm: float = 600, **kwargs: Any) -> Bucket:

@@ -17,8 +17,9 @@ import openai
 import pytest
 import trio
 
-from ratelimit_llm import KeyRotation, Limiter, Limits, transport_of, wrap
+from ratelimit_llm import KeyRotation, Limits, transport_of, wrap
 from ratelimit_llm._learner import MAX_HOLD
+from ratelimit_llm.core import Limiter
 from ratelimit_llm.mock import LatencyModel, MockConfig, MockLimits, Profile, create_app
 
 pytestmark = pytest.mark.anyio

@@ -15,8 +15,9 @@ import trio
 import trio.testing
 
 import ratelimit_llm
-from ratelimit_llm import Cost, Dimension, Limits
+from ratelimit_llm import Cost, Limits
 from ratelimit_llm._limiter import RateLimiter
+from ratelimit_llm.core import Dimension
 
 pytestmark = pytest.mark.anyio
 
@@ -185,16 +186,16 @@ async def test_the_lane_is_the_innermost_blocks_and_tasks_inherit_it() -> None:
     seen: list[str | None] = []
 
     async def child() -> None:
-        seen.append(ratelimit_llm.current_lane())
+        seen.append(ratelimit_llm.core.current_lane())
 
-    assert ratelimit_llm.current_lane() is None
+    assert ratelimit_llm.core.current_lane() is None
     with ratelimit_llm.lane("bulk"):
         with ratelimit_llm.lane("interactive"):
-            seen.append(ratelimit_llm.current_lane())
+            seen.append(ratelimit_llm.core.current_lane())
         async with anyio.create_task_group() as tg:
             tg.start_soon(child)
     assert seen == ["interactive", "bulk"]
-    assert ratelimit_llm.current_lane() is None
+    assert ratelimit_llm.core.current_lane() is None
 
 
 def test_cost_used_by_the_line_is_seconds_of_refill() -> None:

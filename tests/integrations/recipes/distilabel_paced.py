@@ -6,7 +6,8 @@ from typing import Any
 
 from pydantic import Field, SecretStr
 
-from ratelimit_llm import AdaptiveBackoff, FixedDelay, KeyRotation, Strategy
+from ratelimit_llm import AdaptiveBackoff, FixedDelay, KeyRotation
+from ratelimit_llm.strategies import Strategy
 
 from .distilabel_llm import RateLimitedOpenAILLM
 
