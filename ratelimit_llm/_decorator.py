@@ -16,7 +16,7 @@ from ._estimate import cost_from_usage
 from ._types import Cost
 
 if TYPE_CHECKING:
-    from ._limiter import RateLimiter
+    from ._interface import Limiter
 
 __all__ = ["limit"]
 
@@ -27,7 +27,7 @@ CostSpec = Cost | Callable[..., Cost] | None
 
 
 def limit(
-    limiter: RateLimiter,
+    limiter: Limiter,
     cost: CostSpec = None,
     *,
     timeout: float | None = None,

@@ -19,6 +19,7 @@ __all__ = [
     "MemoryBackend",
     "RedisBackend",
     "RedisRateLimiter",
+    "RedisReservation",
     "backend_from",
 ]
 
@@ -45,7 +46,7 @@ def backend_from(spec: Backend | str | None, **options: Any) -> Backend:
 
 def __getattr__(name: str) -> Any:
     # The Redis classes import redis lazily: the extra is optional.
-    if name in ("RedisBackend", "RedisRateLimiter"):
+    if name in ("RedisBackend", "RedisRateLimiter", "RedisReservation"):
         from . import _redis
 
         return getattr(_redis, name)
