@@ -1,7 +1,9 @@
 """One behaviour over every backend: the same tests run on memory and on a real Redis.
 
 These run in real time (Redis keeps its own clock), so the quotas are small and fast:
-waits are tens of milliseconds, and each bound leaves room for a slow machine.
+waits are tens of milliseconds (slow start's grace is one second), and each bound leaves
+room for a slow machine. A Redis limiter's corrections reach Redis in the background, so
+a test awaits ``limiter.aclose()`` before it looks at their effect.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from ratelimit_llm import (
     CapacityExceededError,
     Cost,
     Dimension,
-    MemoryBackend,
     Limiter,
+    MemoryBackend,
     ReservationError,
 )
 from ratelimit_llm.backends import Backend, RedisBackend
@@ -32,6 +34,8 @@ MakeLimiter = Callable[[list[Dimension]], Limiter]
 # 100 requests per second, 5 at once; 1,000 tokens per second, 50 at once.
 REQUESTS = Dimension("requests/s", "requests", 100, 1.0, 5)
 TOKENS = Dimension("tokens/s", "tokens", 1_000, 1.0, 50)
+# Slow start: 100 a second, 50 at once once the depth is known, 5 until then.
+SLOW = Dimension("requests/s", "requests", 100, 1.0, 50, opening=5)
 
 
 @pytest_asyncio.fixture(params=["memory", "redis"])
@@ -52,6 +56,17 @@ def make(backend: Backend) -> MakeLimiter:
         return backend.limiter(dims, scope=f"scope-{uuid.uuid4().hex[:8]}")
 
     return make
+
+
+@pytest.fixture
+def make_two(backend: Backend) -> Callable[[list[Dimension]], tuple[Limiter, Limiter]]:
+    """Two limiters on one quota (one object in memory, two "processes" over Redis)."""
+
+    def make_two(dims: list[Dimension]) -> tuple[Limiter, Limiter]:
+        scope = f"scope-{uuid.uuid4().hex[:8]}"
+        return backend.limiter(dims, scope=scope), backend.limiter(dims, scope=scope)
+
+    return make_two
 
 
 async def _elapsed_acquiring(limiter: Limiter, cost: Cost) -> float:
@@ -226,3 +241,166 @@ async def test_decorator_acquires_and_settles(make: MakeLimiter) -> None:
     await limiter.aclose()
     # 45 of the 50 came back.
     assert await _elapsed_acquiring(limiter, Cost(tokens=45)) < 0.02
+
+
+async def test_statistics_count_this_process_calls(make: MakeLimiter) -> None:
+    limiter = make([TOKENS])
+    first = await limiter.acquire(Cost(requests=1, tokens=30))
+    first.settle(Cost(requests=1, tokens=10))
+    second = await limiter.acquire(Cost(requests=1, tokens=10))
+    second.release()
+    await limiter.aclose()
+    stats = limiter.statistics()
+    assert (stats.granted, stats.settled, stats.released) == (2, 1, 1)
+    assert stats.estimated == {"tokens/s": 30}  # what was taken, less what went back whole
+    assert stats.refunded == {"tokens/s": 30}  # 20 unspent, 10 released
+    assert stats.actual == {"tokens/s": 10}
+    assert stats.depths == {"tokens/s": 50} and stats.paces == {"tokens/s": 1_000}
+    # A caller waiting for refill is counted as waiting while it waits.
+    await limiter.acquire(Cost(tokens=50))
+    waiter = anyio.Event()
+
+    async def wait_for_refill() -> None:
+        await limiter.acquire(Cost(tokens=40))
+        waiter.set()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(wait_for_refill)
+        await anyio.sleep(0.01)
+        assert limiter.statistics().tasks_waiting == 1
+        await waiter.wait()
+    assert limiter.statistics().tasks_waiting == 0
+
+
+# -- slow start, depth and pace: what is inferred never refuses what is stated ----------
+
+
+async def test_slow_start_grants_the_opening_then_waits_for_an_answer(make: MakeLimiter) -> None:
+    limiter = make([SLOW])
+    assert limiter.probing() == ("requests/s",)
+    start = time.monotonic()
+    for _ in range(5):
+        await limiter.acquire()
+    assert time.monotonic() - start < 0.5
+    # Nothing refills before the server answers (or one second of grace passes): the
+    # server may not even have seen the first call yet.
+    with pytest.raises(AcquireTimeoutError):
+        await limiter.acquire(timeout=0.5)
+    limiter.answered()
+    await limiter.aclose()
+    # Refill runs from the answer on: one request takes 10 ms.
+    assert await _elapsed_acquiring(limiter, Cost(requests=1)) < 0.3
+
+
+async def test_without_an_answer_refill_resumes_after_the_grace(make: MakeLimiter) -> None:
+    limiter = make([SLOW])
+    for _ in range(5):
+        await limiter.acquire()
+    assert 0.9 <= await _elapsed_acquiring(limiter, Cost(requests=1)) < 2.0
+
+
+async def test_slow_start_is_shared_by_every_limiter_on_the_quota(
+    make_two: Callable[[list[Dimension]], tuple[Limiter, Limiter]],
+) -> None:
+    first, second = make_two([SLOW])
+    granted = 0
+    for limiter in (first, second, first, second, first, second, first):
+        try:
+            await limiter.acquire(timeout=0)
+            granted += 1
+        except AcquireTimeoutError:
+            pass
+    assert granted == 5  # one opening for the quota, not one each
+    # One answer, to either, ends the pause for both.
+    first.answered()
+    await first.aclose()
+    assert await _elapsed_acquiring(second, Cost(requests=1)) < 0.3
+
+
+async def test_headers_open_slow_start_to_the_depth_they_show(make: MakeLimiter) -> None:
+    limiter = make([SLOW])
+    reservation = await limiter.acquire()
+    # 49 left of 50, full again in 10 ms: the bucket is 50 deep.
+    name = limiter.observe(
+        "requests", limit=100, remaining=49, window=1.0, reset=0.01, reservation=reservation
+    )
+    assert name == "requests/s"
+    await limiter.aclose()
+    assert limiter.probing() == ()
+    assert limiter.statistics().depths == {"requests/s": 50}
+    start = time.monotonic()
+    for _ in range(40):
+        await limiter.acquire()
+    assert time.monotonic() - start < 0.3
+
+
+async def test_answers_without_headers_grow_the_depth_and_a_refusal_gives_it_back(
+    make: MakeLimiter,
+) -> None:
+    limiter = make([SLOW])
+    reservation = await limiter.acquire()
+    assert limiter.grow(reservation) == ("requests/s",)
+    await limiter.aclose()
+    assert limiter.statistics().depths == {"requests/s": 6}  # one call deeper
+    assert limiter.probing() == ("requests/s",)
+    assert limiter.fall_back("requests") == ("requests/s",)
+    await limiter.aclose()
+    assert limiter.statistics().depths == {"requests/s": 5}
+    assert limiter.probing() == ()
+
+
+async def test_a_call_above_the_inferred_depth_goes_when_the_bucket_is_full(
+    make: MakeLimiter,
+) -> None:
+    limiter = make([SLOW])
+    # 20 is above the opening (5) but within the stated capacity (50): it goes, in debt.
+    assert await _elapsed_acquiring(limiter, Cost(requests=20)) < 0.5
+    assert limiter.statistics().levels["requests/s"] == pytest.approx(-15, abs=0.5)
+    with pytest.raises(CapacityExceededError):
+        await limiter.acquire(Cost(requests=51))
+
+
+async def test_a_hold_is_measured_against_the_depth_in_force(make: MakeLimiter) -> None:
+    limiter = make([SLOW])
+    # "Try again in 100 ms" for a 40-request call: at a depth of 5, that is a level of
+    # 5 - 10, not 40 - 10.
+    limiter.hold(0.1, cost=Cost(requests=40))
+    await limiter.aclose()
+    assert 0.08 <= await _elapsed_acquiring(limiter, Cost(requests=5)) < 0.6
+
+
+async def test_an_inferred_pace_slows_refill_not_the_largest_call(make: MakeLimiter) -> None:
+    limiter = make([TOKENS])
+    limiter.set_pace("tokens/s", 100)
+    await limiter.aclose()
+    assert limiter.paces() == {"tokens/s": 100}
+    assert limiter.statistics().limits == {"tokens/s": 1_000}
+    await limiter.acquire(Cost(tokens=50))  # the stated capacity still fits
+    assert 0.08 <= await _elapsed_acquiring(limiter, Cost(tokens=10)) < 1.0
+
+
+async def test_a_shrunken_stated_limit_fails_a_waiter_at_once_and_the_line_goes_on(
+    make: MakeLimiter,
+) -> None:
+    limiter = make([TOKENS])
+    await limiter.acquire(Cost(tokens=50))
+    outcome: dict[str, float | str] = {}
+
+    async def take(name: str, tokens: int) -> None:
+        start = time.monotonic()
+        try:
+            await limiter.acquire(Cost(tokens=tokens))
+            outcome[name] = time.monotonic() - start
+        except CapacityExceededError:
+            outcome[name] = "failed"
+            outcome[f"{name} after"] = time.monotonic() - start
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take, "large", 40)
+        await anyio.sleep(0.005)
+        tg.start_soon(take, "small", 5)
+        await anyio.sleep(0.005)
+        limiter.resize("tokens/s", 500)  # 25 at once now: 40 can never fit
+    assert outcome["large"] == "failed"
+    assert isinstance(outcome["large after"], float) and outcome["large after"] < 0.04
+    assert isinstance(outcome["small"], float) and outcome["small"] < 1.0
