@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -11,13 +13,17 @@ import pytest
 import pytest_asyncio
 
 from ratelimit_llm import (
+    AcquireTimeoutError,
     BackendError,
     BackendUnavailableError,
     Cost,
     Dimension,
+    Limiter,
     LimiterPool,
     Limits,
     MemoryBackend,
+    RateLimiter,
+    Reservation,
     backend_from,
 )
 from ratelimit_llm.backends import LocalRedisServer, RedisBackend, RedisRateLimiter
@@ -320,3 +326,171 @@ async def test_a_key_of_the_wrong_type_in_the_namespace_is_a_typed_error(
     limiter = redis_backend.limiter([TOKENS], scope="clash")
     with pytest.raises(BackendError, match="ResponseError"):
         await limiter.acquire(Cost(tokens=1))
+
+
+# -- a sibling of the memory limiter ----------------------------------------------------
+
+
+async def test_the_redis_limiter_is_a_full_limiter_not_a_memory_one(
+    redis_backend: RedisBackend,
+) -> None:
+    limiter = redis_backend.limiter([TOKENS], scope="sibling")
+    assert isinstance(limiter, Limiter)
+    assert not isinstance(limiter, RateLimiter)
+    assert not hasattr(limiter, "acquire_nowait")  # use acquire(cost, timeout=0)
+    reservation = await limiter.acquire(Cost(tokens=1))
+    assert isinstance(reservation, Reservation)
+
+
+async def test_three_cold_processes_share_one_opening_and_one_pause(redis_url: str) -> None:
+    """Slow start is the quota's, not each process's: three processes starting cold on
+    one quota get one opening between them, and one answer ends the pause for all."""
+    namespace = f"cold-{uuid.uuid4().hex[:8]}"
+    backends = [RedisBackend(redis_url, namespace=namespace) for _ in range(3)]
+    try:
+        limiters = [b.limiter(Limits(rpm=600), scope="org") for b in backends]
+        assert all(limiter.probing() == ("requests/min",) for limiter in limiters)
+
+        async def try_one(limiter: RedisRateLimiter) -> bool:
+            try:
+                await limiter.acquire(timeout=0)
+                return True
+            except AcquireTimeoutError:
+                return False
+
+        granted = await asyncio.gather(*(try_one(limiters[i % 3]) for i in range(30)))
+        assert sum(granted) == 10  # one second's worth of 600 a minute, for all three
+        # The pause is shared: nothing refills for anyone until an answer...
+        with pytest.raises(AcquireTimeoutError):
+            await limiters[1].acquire(timeout=0.5)
+        limiters[0].answered()
+        await limiters[0].aclose()
+        # ...and one process's answer resumes refill for the others: 0.1 s a request.
+        start = time.monotonic()
+        await limiters[2].acquire()
+        assert time.monotonic() - start < 0.5
+        # One process's headers open the depth for every process.
+        limiters[0].observe("requests", limit=600, remaining=580, window=60.0, reset=2.0)
+        await limiters[0].aclose()
+        await limiters[2].acquire()
+        assert limiters[2].probing() == ()
+        assert limiters[2].statistics().depths == {"requests/min": 600}
+    finally:
+        for backend in backends:
+            await backend.aclose()
+
+
+async def test_a_process_never_writes_its_own_depth_into_the_quota(redis_url: str) -> None:
+    """A process that joins with slow start (depth 5) does not make the shared quota,
+    created 50 deep, 5 deep: holds are computed in Redis from Redis's depth."""
+    namespace = f"depth-{uuid.uuid4().hex[:8]}"
+    creator, joiner = (RedisBackend(redis_url, namespace=namespace) for _ in range(2))
+    try:
+        known = creator.limiter([Dimension("requests/s", "requests", 100, 1.0, 50)], scope="q")
+        await known.acquire()
+        cold = joiner.limiter(
+            [Dimension("requests/s", "requests", 100, 1.0, 50, opening=5)], scope="q"
+        )
+        cold.hold(0.1, cost=Cost(requests=40))
+        await cold.aclose()
+        state, _ = creator.keys("q")
+        depth, level = await creator.client.hmget(state, ["d:requests/s", "l:requests/s"])
+        assert float(depth) == 50
+        assert float(level) == pytest.approx(40 - 10, abs=0.5)  # min(40, 50) - 100 * 0.1
+        await cold.acquire()
+        assert cold.probing() == () and cold.statistics().depths == {"requests/s": 50}
+    finally:
+        await creator.aclose()
+        await joiner.aclose()
+
+
+async def test_statistics_are_this_process_and_the_quota_as_redis_reported(
+    redis_url: str,
+) -> None:
+    namespace = f"stats-{uuid.uuid4().hex[:8]}"
+    mine, theirs = (RedisBackend(redis_url, namespace=namespace) for _ in range(2))
+    try:
+        a = mine.limiter([TOKENS], scope="q")
+        b = theirs.limiter([TOKENS], scope="q")
+        await b.acquire(Cost(tokens=30))
+        reservation = await a.acquire(Cost(tokens=10))
+        reservation.settle(Cost(tokens=4))
+        await a.aclose()
+        stats = a.statistics()
+        assert stats.granted == 1 and stats.settled == 1
+        assert stats.estimated == {"tokens/s": 10}  # this process's, not the other's
+        assert stats.refunded == {"tokens/s": 6} and stats.actual == {"tokens/s": 4}
+        # The level is the quota's (the other process took 30 of it), refilled to now.
+        assert 50 - 30 - 4 - 1 <= stats.levels["tokens/s"] <= 50
+        assert a.mark()[0] >= 40  # the running total taken, by everyone
+    finally:
+        await mine.aclose()
+        await theirs.aclose()
+
+
+async def test_acquires_made_together_share_round_trips(redis_backend: RedisBackend) -> None:
+    ample = Dimension("tokens/s", "tokens", 1_000_000, 1.0, 1_000_000)
+    limiter = redis_backend.limiter([ample], scope="batched")
+    await limiter.acquire(Cost(tokens=1))
+    client = redis_backend.client
+    before = (await client.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0)
+    reservations = await asyncio.gather(*(limiter.acquire(Cost(tokens=1)) for _ in range(500)))
+    after = (await client.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0)
+    assert len(reservations) == 500
+    assert after - before <= 10  # 500 acquires, each in exactly one of a few round trips
+    marks = sorted(r.mark[0] for r in reservations)
+    assert marks == [float(k) for k in range(2, 502)]  # served one after another, in Redis
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "named"),
+    [
+        ({"namespace": 5}, TypeError, "namespace"),
+        ({"namespace": ""}, ValueError, "namespace"),
+        ({"on_outage": "maybe"}, ValueError, "on_outage"),
+        ({"on_outage": 1}, TypeError, "on_outage"),
+        ({"local_share": 0}, ValueError, "local_share"),
+        ({"local_share": "half"}, TypeError, "local_share"),
+        ({"retry_after": -1}, ValueError, "retry_after"),
+        ({"timeout": True}, TypeError, "timeout"),
+        ({"timeout": math.inf}, ValueError, "timeout"),
+        ({"ttl": 0}, ValueError, "ttl"),
+        ({"history": 1.5}, TypeError, "history"),
+        ({"history": 0}, ValueError, "history"),
+        ({"max_connections": 0}, ValueError, "max_connections"),
+        ({"max_connections": "8"}, TypeError, "max_connections"),
+    ],
+)
+async def test_every_argument_is_checked_at_the_door(
+    options: dict[str, object], error: type[Exception], named: str
+) -> None:
+    with pytest.raises(error, match=named):
+        RedisBackend("redis://127.0.0.1:1/0", **options)
+
+
+async def test_bad_urls_clients_and_limiter_arguments_fail_at_the_door(
+    redis_backend: RedisBackend,
+) -> None:
+    with pytest.raises(TypeError, match="url"):
+        RedisBackend(b"redis://x")
+    with pytest.raises(ValueError, match="url"):
+        RedisBackend("memcached://x")
+    with pytest.raises(TypeError, match="client"):
+        RedisBackend(client=object())
+    with pytest.raises(TypeError, match="not both"):
+        RedisBackend("redis://x", client=redis_backend.client)
+    with pytest.raises(TypeError, match="scope"):
+        redis_backend.limiter([TOKENS], scope=7)
+    with pytest.raises(TypeError, match="limits"):
+        redis_backend.limiter(["tokens"], scope="q")
+    with pytest.raises(ValueError, match="tab or newline"):
+        redis_backend.limiter([Dimension("a\tb", "tokens", 1, 1.0)], scope="q")
+    limiter = redis_backend.limiter([TOKENS], scope="q")
+    with pytest.raises(ValueError, match="timeout"):
+        limiter.acquire(timeout=-1)
+    with pytest.raises(TypeError, match="cost"):
+        limiter.acquire(5)
+    with pytest.raises(KeyError):
+        limiter.resize("tokens/day", 10)
+    with pytest.raises(ValueError, match="limit"):
+        limiter.set_pace("tokens/s", 0)

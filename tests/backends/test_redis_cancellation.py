@@ -42,9 +42,9 @@ async def test_thousands_of_random_cancellations_leave_an_exact_ledger(
     taken = [0.0, 0.0]
     outcomes = {"kept": 0, "settled": 0, "released": 0, "timed_out": 0}
 
-    async def caller(cost: Cost, timeout: float | None, fate: str) -> None:
+    async def caller(cost: Cost, patience: float | None, fate: str) -> None:
         try:
-            reservation = await limiter.acquire(cost, timeout=timeout)
+            reservation = await limiter.acquire(cost, timeout=patience)
         except AcquireTimeoutError:
             outcomes["timed_out"] += 1
             return

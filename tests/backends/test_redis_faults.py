@@ -57,7 +57,7 @@ async def stream(
     seconds: float,
     usable: list[float],
     *,
-    timeout: float | None = None,
+    patience: float | None = None,
     failures: list[BaseException] | None = None,
 ) -> None:
     """``workers`` callers acquiring one request after another for ``seconds``.
@@ -71,7 +71,7 @@ async def stream(
     async def worker() -> None:
         while loop.time() < deadline:
             try:
-                reservation = await limiter.acquire(timeout=timeout)
+                reservation = await limiter.acquire(timeout=patience)
             except (BackendUnavailableError, TimeoutError) as error:
                 if failures is not None:
                     failures.append(error)
@@ -261,7 +261,7 @@ async def test_a_backward_jump_of_redis_clock_does_not_stop_the_quota(
         await _shift_clock(redis_backend, "jump-back", -3600)
 
     await asyncio.gather(
-        stream(limiter, 20, 4.0, usable, timeout=1.0, failures=failures), _then(1.5, jump)
+        stream(limiter, 20, 4.0, usable, patience=1.0, failures=failures), _then(1.5, jump)
     )
     await limiter.aclose()
     after = [at for at in usable if jumped_at[0] + 0.1 < at < jumped_at[0] + 2.1]
@@ -318,9 +318,7 @@ async def test_a_hung_redis_answers_a_thousand_callers_within_the_timeout(
         server.resume()
         await backend.aclose()
     latencies.sort()
-    print(
-        f"\n{policy}: 1,000 callers, median {latencies[500]:.2f} s, max {latencies[-1]:.2f} s"
-    )
+    print(f"\n{policy}: 1,000 callers, median {latencies[500]:.2f} s, max {latencies[-1]:.2f} s")
     assert len(latencies) == 1_000
     if policy == "fail":
         assert outcomes["unavailable"] == 1_000
