@@ -8,10 +8,13 @@ that `backend_from` turns into one::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._base import Backend, MemoryBackend
 from ._server import LocalRedisServer
+
+if TYPE_CHECKING:  # at run time they come from __getattr__, so redis stays optional
+    from ._redis import RedisBackend, RedisRateLimiter, RedisReservation
 
 __all__ = [
     "Backend",

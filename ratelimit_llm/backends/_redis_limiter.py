@@ -742,7 +742,12 @@ class RedisRateLimiter:
                     continue
                 finally:
                     self._inflight = []
-                self._read_acquired(reply, batch, sent, time.monotonic())
+                try:
+                    self._read_acquired(reply, batch, sent, time.monotonic())
+                except Exception as exc:  # a reply we cannot read: fail loudly, hang nobody
+                    _log.exception("unreadable reply from Redis for quota %r", self.scope)
+                    for request in batch:
+                        self._resolve(request, _Verdict("error", f"unreadable reply: {exc!r}"))
         finally:
             self._sending = False
 

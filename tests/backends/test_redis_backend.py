@@ -259,7 +259,7 @@ async def test_configuration_from_urls() -> None:
     with pytest.raises(TypeError):
         backend_from(42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="on_outage"):
-        RedisBackend("redis://x", on_outage="maybe")
+        RedisBackend("redis://x", on_outage="maybe")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="local_share"):
         RedisBackend("redis://x", local_share=0)
 
@@ -395,8 +395,8 @@ async def test_a_process_never_writes_its_own_depth_into_the_quota(redis_url: st
         await cold.aclose()
         state, _ = creator.keys("q")
         depth, level = await creator.client.hmget(state, ["d:requests/s", "l:requests/s"])
-        assert float(depth) == 50
-        assert float(level) == pytest.approx(40 - 10, abs=0.5)  # min(40, 50) - 100 * 0.1
+        assert float(str(depth)) == 50
+        assert float(str(level)) == pytest.approx(40 - 10, abs=0.5)  # min(40, 50) - 100 * 0.1
         await cold.acquire()
         assert cold.probing() == () and cold.statistics().depths == {"requests/s": 50}
     finally:
@@ -465,31 +465,31 @@ async def test_every_argument_is_checked_at_the_door(
     options: dict[str, object], error: type[Exception], named: str
 ) -> None:
     with pytest.raises(error, match=named):
-        RedisBackend("redis://127.0.0.1:1/0", **options)
+        RedisBackend("redis://127.0.0.1:1/0", **options)  # type: ignore[arg-type]
 
 
 async def test_bad_urls_clients_and_limiter_arguments_fail_at_the_door(
     redis_backend: RedisBackend,
 ) -> None:
     with pytest.raises(TypeError, match="url"):
-        RedisBackend(b"redis://x")
+        RedisBackend(b"redis://x")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="url"):
         RedisBackend("memcached://x")
     with pytest.raises(TypeError, match="client"):
-        RedisBackend(client=object())
+        RedisBackend(client=object())  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not both"):
         RedisBackend("redis://x", client=redis_backend.client)
     with pytest.raises(TypeError, match="scope"):
-        redis_backend.limiter([TOKENS], scope=7)
+        redis_backend.limiter([TOKENS], scope=7)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="limits"):
-        redis_backend.limiter(["tokens"], scope="q")
+        redis_backend.limiter(["tokens"], scope="q")  # type: ignore[list-item]
     with pytest.raises(ValueError, match="tab or newline"):
         redis_backend.limiter([Dimension("a\tb", "tokens", 1, 1.0)], scope="q")
     limiter = redis_backend.limiter([TOKENS], scope="q")
     with pytest.raises(ValueError, match="timeout"):
         limiter.acquire(timeout=-1)
     with pytest.raises(TypeError, match="cost"):
-        limiter.acquire(5)
+        limiter.acquire(5)  # type: ignore[arg-type]
     with pytest.raises(KeyError):
         limiter.resize("tokens/day", 10)
     with pytest.raises(ValueError, match="limit"):

@@ -202,7 +202,7 @@ async def _shift_clock(backend: RedisBackend, scope: str, seconds: float) -> Non
 async def _stored(backend: RedisBackend, scope: str) -> tuple[float, float]:
     state, _ = backend.keys(scope)
     vt, level = await backend.client.hmget(state, ["vt", "l:requests/s"])
-    return float(vt), float(level)
+    return float(str(vt)), float(str(level))
 
 
 async def test_a_forward_jump_of_redis_clock_refills_at_most_one_step(
