@@ -83,6 +83,8 @@ MAX_BATCH = 256
 _DEFAULT_COST = Cost(requests=1)
 _EPSILON = 1e-9
 _NEAR_FULL = 0.9
+#: Numbers per dimension in a reply (its packed state, see lua/_quota.lua).
+_PACKED = 15
 #: Seconds after which the estimate of Redis's clock is renewed from any reply.
 _OFFSET_MAX_AGE = 5.0
 
@@ -369,6 +371,7 @@ class RedisRateLimiter:
         "_settled",
         "_settling",
         "_sleepers",
+        "_names",
         "_spec",
         "_tasks",
         "_time_waited",
@@ -406,9 +409,10 @@ class RedisRateLimiter:
         self._keys = list(backend.keys(scope))
         self._follow = follow_server_limits
         self._client_id = uuid.uuid4().hex[:12]
-        self._spec = "\n".join(
-            f"{d.name}\t{d.limit!r}\t{d.window!r}\t{d.capacity!r}\t{float(d.opening or 0)!r}"
-            for d in dims
+        # ARGV[2] and ARGV[3] of every script: the names, and what creates a dimension.
+        self._names = "\n".join(d.name for d in dims)
+        self._spec = " ".join(
+            f"{d.limit!r} {d.window!r} {d.capacity!r} {float(d.opening or 0)!r}" for d in dims
         )
         self._view = _View(dims)
         n = len(dims)
@@ -727,7 +731,13 @@ class RedisRateLimiter:
                     continue
                 local = self._take_local_owed(now)
                 debts = [*self._outstanding, *local]
-                args = [self._header(), self._spec, " ".join(words), " ".join(map(repr, debts))]
+                args = [
+                    self._header(),
+                    self._names,
+                    self._spec,
+                    " ".join(words),
+                    " ".join(map(repr, debts)),
+                ]
                 self._inflight = batch
                 sent = time.monotonic()
                 try:
@@ -784,7 +794,7 @@ class RedisRateLimiter:
             self._back_from_outage()
         n = len(self._view.dims)
         loop = asyncio.get_running_loop()
-        base = 5 + 10 * n
+        base = 5 + _PACKED * n
         stride = n + 2
         estimated = self._estimated
         for j, request in enumerate(batch):
@@ -961,7 +971,7 @@ class RedisRateLimiter:
                 words = []
                 for values in zip(refund, give, untake, strict=True):
                     words.extend([repr(v) for v in values])
-                args = [self._header(), self._spec, " ".join(words)]
+                args = [self._header(), self._names, self._spec, " ".join(words)]
                 sent = time.monotonic()
                 try:
                     reply = await self._backend.run("settle", self._keys, args)
@@ -1149,7 +1159,7 @@ class RedisRateLimiter:
         try:
             while self._ops:
                 ops, self._ops = self._ops, []
-                args = [self._header(), self._spec, *ops]
+                args = [self._header(), self._names, self._spec, *ops]
                 sent = time.monotonic()
                 try:
                     reply = await self._backend.run("update", self._keys, args)
@@ -1175,7 +1185,7 @@ class RedisRateLimiter:
         self._read_view(parts, predicted=predicted)
 
     def _read_view(self, parts: list[str], *, predicted: bool) -> None:
-        """Refresh the view from a reply's head (see _quota.lua's `view`).
+        """Refresh the view from a reply's head (see _quota.lua's layout and `view`).
 
         Levels and totals are Redis's; what this process predicts from its own
         corrections (stated limits, depths, paces, slow start) is taken from a reply only
@@ -1187,18 +1197,20 @@ class RedisRateLimiter:
         dims = view.dims
         new_dims: list[Dimension] | None = None
         for i, dim in enumerate(dims):
-            at = 5 + 10 * i
+            at = 5 + _PACKED * i
             if parts[at] == "-":
                 continue
-            view.level[i] = float(parts[at + 7])
-            view.taken[i] = float(parts[at + 8])
+            # "limit window capacity opening depth pace probing probe probe_mark anchor
+            # (3 numbers) level updated taken"
+            view.level[i] = float(parts[at + 12])
+            view.taken[i] = float(parts[at + 14])
             if not predicted:
                 continue
             limit, window, capacity, opening = (float(v) for v in parts[at : at + 4])
             view.depth[i] = float(parts[at + 4])
             view.pace[i] = float(parts[at + 5])
             view.probing[i] = parts[at + 6] == "1"
-            view.probe_mark[i] = float(parts[at + 9])
+            view.probe_mark[i] = float(parts[at + 8])
             stated = opening if opening > 0 else None
             if (limit, window, capacity, stated) != (
                 dim.limit,

@@ -28,6 +28,8 @@ from ratelimit_llm import (
 )
 from ratelimit_llm.backends import LocalRedisServer, RedisBackend, RedisRateLimiter
 
+from ._state import quota_state
+
 pytestmark = pytest.mark.asyncio
 
 TOKENS = Dimension("tokens/s", "tokens", 1_000, 1.0, 50)
@@ -393,10 +395,9 @@ async def test_a_process_never_writes_its_own_depth_into_the_quota(redis_url: st
         )
         cold.hold(0.1, cost=Cost(requests=40))
         await cold.aclose()
-        state, _ = creator.keys("q")
-        depth, level = await creator.client.hmget(state, ["d:requests/s", "l:requests/s"])
-        assert float(str(depth)) == 50
-        assert float(str(level)) == pytest.approx(40 - 10, abs=0.5)  # min(40, 50) - 100 * 0.1
+        stored = (await quota_state(creator, "q")).dims["requests/s"]
+        assert stored["depth"] == 50
+        assert stored["level"] == pytest.approx(40 - 10, abs=0.5)  # min(40, 50) - 100 * 0.1
         await cold.acquire()
         assert cold.probing() == () and cold.statistics().depths == {"requests/s": 50}
     finally:

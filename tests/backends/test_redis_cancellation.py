@@ -15,18 +15,13 @@ import pytest
 from ratelimit_llm import AcquireTimeoutError, Cost, Dimension
 from ratelimit_llm.backends import RedisBackend, RedisRateLimiter
 
+from ._state import quota_state
+
 pytestmark = pytest.mark.asyncio
 
 # 0.01 requests and 0.1 tokens a second: a few seconds refill well under one unit.
 REQUESTS = Dimension("requests/h", "requests", 36, 3600.0, 3_000)
 TOKENS = Dimension("tokens/h", "tokens", 360, 3600.0, 200_000)
-
-
-async def _stored(backend: RedisBackend, scope: str, field: str) -> float:
-    state, _ = backend.keys(scope)
-    value = await backend.client.hget(state, field)
-    assert value is not None
-    return float(value)
 
 
 async def test_thousands_of_random_cancellations_leave_an_exact_ledger(
@@ -99,13 +94,13 @@ async def test_thousands_of_random_cancellations_leave_an_exact_ledger(
     assert stats.abandoned > 1_000
     assert limiter._undone > 20  # granted by Redis after (or as) the caller left
 
-    scope = limiter.scope
+    stored = (await quota_state(redis_backend, limiter.scope)).dims
     # The running total taken counts exactly the reservations someone still holds.
-    assert await _stored(redis_backend, scope, "k:requests/h") == taken[0]
-    assert await _stored(redis_backend, scope, "k:tokens/h") == taken[1]
+    assert stored["requests/h"]["taken"] == taken[0]
+    assert stored["tokens/h"]["taken"] == taken[1]
     # The level is the capacity less what the survivors hold, plus at most the refill.
     for dim, spent in ((REQUESTS, charged[0]), (TOKENS, charged[1])):
-        level = await _stored(redis_backend, scope, f"l:{dim.name}")
+        level = stored[dim.name]["level"]
         expected = dim.capacity - spent
         assert expected - 1e-6 <= level <= expected + dim.rate * elapsed + 1e-6, dim.name
     assert dict(stats.estimated) == {"requests/h": taken[0], "tokens/h": taken[1]}

@@ -21,6 +21,8 @@ from ratelimit_llm import BackendUnavailableError, Cost, Dimension
 from ratelimit_llm.backends import LocalRedisServer, RedisBackend, RedisRateLimiter
 from ratelimit_llm.backends._redis_limiter import MAX_CLOCK_STEP
 
+from ._state import quota_state
+
 pytestmark = pytest.mark.asyncio
 
 RATE = 100.0  # requests a second
@@ -200,9 +202,8 @@ async def _shift_clock(backend: RedisBackend, scope: str, seconds: float) -> Non
 
 
 async def _stored(backend: RedisBackend, scope: str) -> tuple[float, float]:
-    state, _ = backend.keys(scope)
-    vt, level = await backend.client.hmget(state, ["vt", "l:requests/s"])
-    return float(str(vt)), float(str(level))
+    stored = await quota_state(backend, scope)
+    return stored.vt, stored.dims["requests/s"]["level"]
 
 
 async def test_a_forward_jump_of_redis_clock_refills_at_most_one_step(

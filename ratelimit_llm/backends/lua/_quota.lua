@@ -18,7 +18,7 @@
 --   * a caller that saw vt = X in a reply and has measured E seconds on its own
 --     monotonic clock since vouches for X + E;
 --   * every caller sends its host's wall clock; the time it moved since the previous
---     call (`cw`, whoever made it) confirms that much.
+--     call (whoever made it) confirms that much.
 -- So a forward jump of Redis's clock alone refills at most `max_step` seconds' worth
 -- (plus any disagreement between the calling hosts' clocks), a backward one stops the
 -- quota's clock for one interval between calls, and real idle time is refilled in full.
@@ -33,11 +33,22 @@
 -- that caller still has outstanding (`out`), so that a lost quota never hands out a full
 -- bucket on top of reservations granted before the loss.
 --
+-- Layout (string operations are what a script call spends its time on, so an acquire
+-- parses and formats only what moves):
+--   q          "epoch vt rt pf rs cw" (pf, rs: "-" until slow start's pause is set; cw:
+--              the wall clock of the previous caller)
+--   c:<name>   "limit window capacity opening depth pace probing probe probe_mark
+--              anchor_level anchor_time anchor_taken" (anchor_time -1: none), what
+--              only corrections change
+--   l:<name>   "level updated taken", what every acquire and settle changes
+--   shift      the test hook above
+--
 -- KEYS[1]  the state hash      KEYS[2]  the grant history (a list, newest first)
 -- ARGV[1]  "ttl history known vouch max_step grace client wall" (known, vouch: "-" if
 --          none; wall: the caller's wall clock, seconds since the epoch)
--- ARGV[2]  the caller's dimensions, one per line: "name<TAB>limit<TAB>window<TAB>
---          capacity<TAB>opening" (opening 0: none); they create what Redis lacks
+-- ARGV[2]  the caller's dimension names, one per line
+-- ARGV[3]  "limit window capacity opening" per dimension (opening 0: none): they create
+--          what Redis lacks
 redis.replicate_commands()
 
 local EPS = 1e-9
@@ -45,6 +56,12 @@ local NEAR_FULL = 0.9
 
 local function fmt(x)
   return string.format('%.17g', x)
+end
+
+local function words(s)
+  local out = {}
+  for word in string.gmatch(s, '%S+') do out[#out + 1] = word end
+  return out
 end
 
 local function split(s, sep)
@@ -60,58 +77,52 @@ local function split(s, sep)
   end
 end
 
-local head = split(ARGV[1], ' ')
-local TTL = tonumber(head[1])
-local HISTORY = tonumber(head[2])
-local KNOWN = head[3]
-local VOUCH = tonumber(head[4])
-local MAX_STEP = tonumber(head[5])
-local GRACE = tonumber(head[6])
-local CLIENT = head[7]
-local WALL = tonumber(head[8])
+local TTL, HISTORY, KNOWN, VOUCH, MAX_STEP, GRACE, CLIENT, WALL_TEXT = string.match(ARGV[1],
+  '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
+TTL, HISTORY, VOUCH = tonumber(TTL), tonumber(HISTORY), tonumber(VOUCH)
+MAX_STEP, GRACE = tonumber(MAX_STEP), tonumber(GRACE)
+local WALL = tonumber(WALL_TEXT)
 
 local D = {}        -- the caller's dimensions, in its order
 local BY_NAME = {}
-for _, record in ipairs(split(ARGV[2], '\n')) do
-  local f = split(record, '\t')
-  local dim = {name = f[1], cL = tonumber(f[2]), cw = tonumber(f[3]), cc = tonumber(f[4]),
-    co = tonumber(f[5])}
+local wanted = {'q', 'shift'}
+for name in string.gmatch(ARGV[2], '[^\n]+') do
+  local dim = {name = name}
   D[#D + 1] = dim
-  BY_NAME[dim.name] = dim
+  BY_NAME[name] = dim
+  wanted[#wanted + 1] = 'c:' .. name
+  wanted[#wanted + 1] = 'l:' .. name
 end
 local N = #D
 
-local PER = {'L', 'w', 'c', 'o', 'd', 'p', 'l', 't', 'k', 's', 'q', 'm', 'a', 'ta', 'ak'}
-local wanted = {'epoch', 'vt', 'rt', 'pf', 'rs', 'shift', 'cw'}
-for i = 1, N do
-  for _, f in ipairs(PER) do
-    wanted[#wanted + 1] = f .. ':' .. D[i].name
-  end
-end
 local got = redis.call('HMGET', KEYS[1], unpack(wanted))
 local clock = redis.call('TIME')
-local real = tonumber(clock[1]) + tonumber(clock[2]) / 1000000 + (tonumber(got[6]) or 0)
+local real = tonumber(clock[1]) + tonumber(clock[2]) / 1000000 + (tonumber(got[2]) or 0)
 
-local EPOCH = got[1] or nil
-local EXISTED = EPOCH ~= nil
-local vt, pf, rs = 0, nil, nil
-if EXISTED then
-  vt = tonumber(got[2])
-  pf = tonumber(got[4])
-  rs = tonumber(got[5])
-  local step = real - tonumber(got[3])
+local EPOCH, vt, pf, rs = nil, 0, nil, nil
+local PF_TEXT, RS_TEXT = '-', '-'
+local EXISTED = false
+if got[1] then
+  local epoch, qvt, qrt, qpf, qrs, qcw = string.match(got[1],
+    '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$')
+  EPOCH, EXISTED = epoch, true
+  vt, pf, rs = tonumber(qvt), tonumber(qpf), tonumber(qrs)
+  PF_TEXT, RS_TEXT = qpf, qrs
+  local step = real - tonumber(qrt)
   if step < 0 then step = 0 end
   local allowed = MAX_STEP
   if VOUCH and VOUCH - vt > allowed then allowed = VOUCH - vt end
-  local witness = tonumber(got[7])
+  local witness = tonumber(qcw)
   if witness and WALL - witness > allowed then allowed = WALL - witness end
   if step > allowed then step = allowed end
   vt = vt + step
 end
 
 -- A dimension as the caller configures it: full at its depth, or empty.
-local function fresh(dim, empty)
-  dim.L, dim.w, dim.c, dim.o = dim.cL, dim.cw, dim.cc, dim.co
+local function fresh(dim, i, empty)
+  local spec = words(ARGV[3])
+  dim.L, dim.w = tonumber(spec[4 * i - 3]), tonumber(spec[4 * i - 2])
+  dim.c, dim.o = tonumber(spec[4 * i - 1]), tonumber(spec[4 * i])
   if dim.o > 0 and dim.o < dim.c then
     dim.s, dim.d = 1, dim.o
   else
@@ -120,8 +131,9 @@ local function fresh(dim, empty)
   dim.p = dim.L
   dim.l = empty and 0 or dim.d
   dim.t, dim.k, dim.q, dim.m = vt, 0, 0, 0
-  dim.a, dim.ta, dim.ak = nil, nil, nil
+  dim.a, dim.ta, dim.ak = 0, -1, 0
   dim.exists = true
+  dim.changed = true
 end
 
 -- Refill `dim` to vt at its pace, leaving out slow start's pause.
@@ -140,8 +152,13 @@ local function refill(dim)
   dim.t = vt
 end
 
--- Read what Redis holds; a dimension it lacks exists only if `create`.
-local function load(create)
+local COLD = '^(%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+) (%S+)$'
+-- The acquire path reads only window, capacity, depth, pace and probing.
+local COLD_HOT = '^%S+ (%S+) (%S+) %S+ (%S+) (%S+) (%S+)'
+
+-- Read what Redis holds; a dimension it lacks exists only if `create`. An acquire reads
+-- only what it needs (`full` false); corrections read everything.
+local function load(create, full)
   local empty = KNOWN ~= '-'
   if not EXISTED then
     if not create then return false end
@@ -154,22 +171,26 @@ local function load(create)
   local any_probing = false
   for i = 1, N do
     local dim = D[i]
-    local base = 7 + (i - 1) * #PER
-    dim.L = tonumber(got[base + 1])
-    if dim.L then
-      dim.w, dim.c, dim.o = tonumber(got[base + 2]), tonumber(got[base + 3]),
-        tonumber(got[base + 4])
-      dim.d, dim.p, dim.l = tonumber(got[base + 5]), tonumber(got[base + 6]),
-        tonumber(got[base + 7])
-      dim.t, dim.k, dim.s = tonumber(got[base + 8]), tonumber(got[base + 9]),
-        tonumber(got[base + 10])
-      dim.q, dim.m = tonumber(got[base + 11]), tonumber(got[base + 12])
-      dim.a, dim.ta, dim.ak = tonumber(got[base + 13]), tonumber(got[base + 14]),
-        tonumber(got[base + 15])
+    local cold, hot = got[1 + 2 * i], got[2 + 2 * i]
+    if cold and hot then
+      dim.cold = cold
+      if full then
+        local L, w, c, o, d, p, s, q, m, a, ta, ak = string.match(cold, COLD)
+        dim.L, dim.w, dim.c, dim.o = tonumber(L), tonumber(w), tonumber(c), tonumber(o)
+        dim.d, dim.p, dim.s = tonumber(d), tonumber(p), tonumber(s)
+        dim.q, dim.m = tonumber(q), tonumber(m)
+        dim.a, dim.ta, dim.ak = tonumber(a), tonumber(ta), tonumber(ak)
+      else
+        local w, c, d, p, s = string.match(cold, COLD_HOT)
+        dim.w, dim.c, dim.d, dim.p, dim.s = tonumber(w), tonumber(c), tonumber(d),
+          tonumber(p), tonumber(s)
+      end
+      local l, t, k = string.match(hot, '^(%S+) (%S+) (%S+)$')
+      dim.l, dim.t, dim.k = tonumber(l), tonumber(t), tonumber(k)
       dim.exists = true
       refill(dim)
     elseif create then
-      fresh(dim, empty and not EXISTED)
+      fresh(dim, i, empty and not EXISTED)
     else
       dim.exists = false
     end
@@ -210,54 +231,62 @@ local function resize(dim, limit)
   dim.d = depth
 end
 
-local function save()
-  local fields = {'epoch', EPOCH, 'vt', fmt(vt), 'rt', fmt(real), 'cw', fmt(WALL)}
-  if pf then
-    fields[#fields + 1] = 'pf'
-    fields[#fields + 1] = fmt(pf)
-    fields[#fields + 1] = 'rs'
-    fields[#fields + 1] = fmt(rs)
-  end
+local VT_TEXT = nil
+
+-- Write the state back: the clock and the levels always, what corrections change only
+-- for dimensions marked `changed` (or all, with `all`). Returns each dimension's
+-- "cold hot" numbers, which the reply sends as they are.
+local function texts()
+  VT_TEXT = fmt(vt)
+  if pf and tonumber(PF_TEXT) ~= pf then PF_TEXT = fmt(pf) end
+  if rs and tonumber(RS_TEXT) ~= rs then RS_TEXT = fmt(rs) end
+end
+
+local function save(all)
+  texts()
+  local fields = {'q', EPOCH .. ' ' .. VT_TEXT .. ' ' .. fmt(real) .. ' ' .. PF_TEXT .. ' ' ..
+    RS_TEXT .. ' ' .. WALL_TEXT}
+  local dims = {}
   for i = 1, N do
     local dim = D[i]
     if dim.exists then
-      local n = ':' .. dim.name
-      local values = {dim.L, dim.w, dim.c, dim.o, dim.d, dim.p, dim.l, dim.t, dim.k, dim.s,
-        dim.q, dim.m}
-      for j = 1, 12 do
-        fields[#fields + 1] = PER[j] .. n
-        fields[#fields + 1] = fmt(values[j])
+      local n = dim.name
+      if all or dim.changed then
+        dim.cold = string.format(
+          '%.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g %.17g',
+          dim.L, dim.w, dim.c, dim.o, dim.d, dim.p, dim.s, dim.q, dim.m, dim.a, dim.ta, dim.ak)
+        fields[#fields + 1] = 'c:' .. n
+        fields[#fields + 1] = dim.cold
       end
-      if dim.a then
-        fields[#fields + 1] = 'a' .. n
-        fields[#fields + 1] = fmt(dim.a)
-        fields[#fields + 1] = 'ta' .. n
-        fields[#fields + 1] = fmt(dim.ta)
-        fields[#fields + 1] = 'ak' .. n
-        fields[#fields + 1] = fmt(dim.ak)
-      end
+      local hot = fmt(dim.l) .. ' ' .. VT_TEXT .. ' ' .. fmt(dim.k)
+      fields[#fields + 1] = 'l:' .. n
+      fields[#fields + 1] = hot
+      dims[i] = dim.cold .. ' ' .. hot
     end
   end
   redis.call('HSET', KEYS[1], unpack(fields))
   redis.call('EXPIRE', KEYS[1], TTL)
+  return dims
 end
 
--- The reply's head: "epoch vt pf rs flag", then per dimension (the caller's order)
--- "limit window capacity opening depth pace probing level taken probe_mark" ("-" for a
--- dimension Redis does not hold).
-local function view(out, flag)
+-- The reply's head: "epoch vt pf rs flag", then each dimension's 15 numbers, its cold
+-- then its hot ones (see the layout above), in the caller's order; 15 "-" for one
+-- Redis does not hold. `dims` is what `save` returned (nothing saved: as read).
+local MISSING = '- - - - - - - - - - - - - - -'
+local function view(out, flag, dims)
+  if not VT_TEXT then texts() end
   out[#out + 1] = EPOCH or '-'
-  out[#out + 1] = fmt(vt)
-  out[#out + 1] = pf and fmt(pf) or '-'
-  out[#out + 1] = rs and fmt(rs) or '-'
+  out[#out + 1] = VT_TEXT
+  out[#out + 1] = PF_TEXT
+  out[#out + 1] = RS_TEXT
   out[#out + 1] = flag
   for i = 1, N do
-    local dim = D[i]
-    if dim.exists then
-      local values = {dim.L, dim.w, dim.c, dim.o, dim.d, dim.p, dim.s, dim.l, dim.k, dim.m}
-      for j = 1, 10 do out[#out + 1] = fmt(values[j]) end
+    if dims and dims[i] then
+      out[#out + 1] = dims[i]
+    elseif D[i].exists then
+      out[#out + 1] = D[i].cold .. ' ' .. got[2 + 2 * i]
     else
-      for _ = 1, 10 do out[#out + 1] = '-' end
+      out[#out + 1] = MISSING
     end
   end
   return out

@@ -9,18 +9,18 @@
 -- with no lock and no polling. A process sends the calls it has queued meanwhile as one
 -- batch, so a hot quota costs one script call per round trip, not one per call.
 --
--- ARGV[3]  the requests: "max_wait a_1 .. a_N" per request, all on one line (max_wait -1:
+-- ARGV[4]  the requests: "max_wait a_1 .. a_N" per request, all on one line (max_wait -1:
 --          none; a request whose wait would exceed it is not reserved)
--- ARGV[4]  "out_1 .. out_N local_1 .. local_N": the caller's reservations still sleeping
+-- ARGV[5]  "out_1 .. out_N local_1 .. local_N": the caller's reservations still sleeping
 --          out their wait (debited if its epoch is not the current one), and what it
 --          granted from its local share during an outage (always debited)
 -- Returns  one string: the view (see _quota.lua), its flag 1 if `out` was debited, then
 --          per request "1 wait taken_1 .. taken_N" (reserved; `taken` is the running total
 --          taken after it, its mark), "0 wait 0 .." (not reserved: wait > max_wait) or
 --          "-1 index capacity 0 .." (the amount can never fit dimension `index`)
-load(true)
+load(true, false)
 
-local debts = split(ARGV[4], ' ')
+local debts = words(ARGV[5])
 local debited = '0'
 if KNOWN ~= '-' and EPOCH ~= KNOWN then
   -- The caller's reservations were granted by a quota that was lost: they still come,
@@ -41,7 +41,7 @@ for i = 1, N do
   if D[i].s == 1 then probing = true end
 end
 
-local requests = split(ARGV[3], ' ')
+local requests = words(ARGV[4])
 local results = {}
 local entries = {}
 local stride = N + 1
@@ -50,9 +50,11 @@ for r = 0, #requests / stride - 1 do
   local max_wait = tonumber(requests[base + 1])
   local wait = 0
   local oversized = 0
+  local amounts = {}
   for i = 1, N do
     local dim = D[i]
     local amount = tonumber(requests[base + 1 + i])
+    amounts[i] = amount
     if amount > dim.c * (1 + EPS) then
       oversized = i
       break
@@ -80,7 +82,7 @@ for r = 0, #requests / stride - 1 do
     local entry = fmt(vt + wait)
     for i = 1, N do
       local dim = D[i]
-      local amount = tonumber(requests[base + 1 + i])
+      local amount = amounts[i]
       dim.l = dim.l - amount
       dim.k = dim.k + amount
       local total = fmt(dim.k)
@@ -96,12 +98,12 @@ for r = 0, #requests / stride - 1 do
   end
 end
 
-save()
+local dims = save(false)
 if #entries > 0 then
   redis.call('LPUSH', KEYS[2], unpack(entries))
   redis.call('LTRIM', KEYS[2], 0, HISTORY - 1)
 end
 redis.call('EXPIRE', KEYS[2], TTL)
-local out = view({}, debited)
+local out = view({}, debited, dims)
 for _, value in ipairs(results) do out[#out + 1] = value end
 return table.concat(out, ' ')

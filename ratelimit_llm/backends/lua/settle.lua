@@ -13,13 +13,13 @@
 -- was lost (the state is missing, or its epoch is not the caller's) are dropped: the
 -- reservations they reconcile were never charged to the quota that exists now.
 --
--- ARGV[3]  "refund_1 give_1 untake_1 .. refund_N give_N untake_N"
+-- ARGV[4]  "refund_1 give_1 untake_1 .. refund_N give_N untake_N"
 -- Returns  the view (see _quota.lua), its flag 1 if the settles were applied
-if not load(false) or EPOCH ~= KNOWN then
-  return table.concat(view({}, '0'), ' ')
+if not load(false, true) or EPOCH ~= KNOWN then
+  return table.concat(view({}, '0', nil), ' ')
 end
 resume()
-local sums = split(ARGV[3], ' ')
+local sums = words(ARGV[4])
 for i = 1, N do
   local dim = D[i]
   if dim.exists then
@@ -29,7 +29,7 @@ for i = 1, N do
     local level = dim.l
     if refund > 0 then
       local raised = level + refund
-      if dim.a then
+      if dim.ta >= 0 then
         local projected = dim.a + dim.p / dim.w * (vt - dim.ta) - (dim.k - dim.ak)
         if raised > projected then raised = math.max(projected, level) end
       end
@@ -43,5 +43,5 @@ for i = 1, N do
     dim.k = dim.k - untake
   end
 end
-save()
-return table.concat(view({}, '1'), ' ')
+local dims = save(false)
+return table.concat(view({}, '1', dims), ' ')

@@ -5,7 +5,7 @@
 -- own state (its depth, pace and slow start), never on a process's copy of it, so that
 -- what one process learned and what another holds cannot disagree.
 --
--- ARGV[3..]  one operation each, its fields separated by tabs:
+-- ARGV[4..]  one operation each, its fields separated by tabs:
 --   h NAME LIMIT REMAINING RESET MARK RESIZE   the server's headers for one dimension
 --       (LIMIT, REMAINING, RESET: "-" if not sent; MARK: "m:<taken>" the running total
 --       taken when the call was granted, "s:<time>" a time to look up in the grant
@@ -20,7 +20,7 @@
 -- Marks are running totals of one lifetime of the quota: if the caller's epoch is not
 -- the current one, they count for nothing (everything taken since counts as after).
 -- Returns  the view (see _quota.lua), its flag 1
-load(true)
+load(true, true)
 local current = EPOCH == KNOWN
 
 local function num(text)
@@ -103,7 +103,7 @@ local function headers(dim, f)
   dim.a, dim.ta, dim.ak = server_level, vt, dim.k
 end
 
-for index = 3, #ARGV do
+for index = 4, #ARGV do
   local f = split(ARGV[index], '\t')
   local kind = f[1]
   local dim = BY_NAME[f[2]]
@@ -152,6 +152,6 @@ for index = 3, #ARGV do
   end
 end
 
-save()
+local dims = save(true)
 redis.call('EXPIRE', KEYS[2], TTL)
-return table.concat(view({}, '1'), ' ')
+return table.concat(view({}, '1', dims), ' ')
