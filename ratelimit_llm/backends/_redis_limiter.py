@@ -971,7 +971,7 @@ class RedisRateLimiter:
                 words = []
                 for values in zip(refund, give, untake, strict=True):
                     words.extend([repr(v) for v in values])
-                args = [self._header(), self._names, self._spec, " ".join(words)]
+                args = [self._header(settle=True), self._names, self._spec, " ".join(words)]
                 sent = time.monotonic()
                 try:
                     reply = await self._backend.run("settle", self._keys, args)
@@ -1252,14 +1252,21 @@ class RedisRateLimiter:
             self._offset_at = received
             self._best_trip = trip if trip < self._best_trip else self._best_trip * 1.1
 
-    def _header(self) -> str:
-        """ARGV[1] of every script: "ttl history known vouch max_step grace client wall"."""
-        known = self._epoch or "-"
+    def _header(self, *, settle: bool = False) -> str:
+        """ARGV[1] of every script: "ttl history known vouch max_step grace client wall".
+
+        ``known`` tells Redis that a missing quota was lost (and must come back empty);
+        after ``ttl`` seconds without a word from it, it may simply have expired, so an
+        acquire or a correction then lets a missing quota be created as configured.
+        """
         seen = self._seen
+        known = self._epoch or "-"
+        backend = self._backend
+        if not settle and seen is not None and time.monotonic() - seen[2] >= backend.ttl:
+            known = "-"
         vouch = "-"
         if seen is not None and seen[0] == known:
             vouch = repr(seen[1] + (time.monotonic() - seen[2]))
-        backend = self._backend
         return (
             f"{backend.ttl} {backend.history} {known} {vouch} {MAX_CLOCK_STEP!r} "
             f"{FIRST_ANSWER_GRACE!r} {self._client_id} {time.time()!r}"
