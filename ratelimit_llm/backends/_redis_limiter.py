@@ -553,7 +553,11 @@ class RedisRateLimiter:
         if cost is not None:
             check_instance("cost", cost, Cost, "a Cost or None")
         if timeout is not None:
-            timeout = check_number("timeout", timeout, low=0.0)
+            if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+                raise TypeError(f"timeout must be a number or None, got {type(timeout).__name__}")
+            if not timeout >= 0:
+                raise ValueError(f"timeout must be >= 0 or None, got {timeout!r}")
+            timeout = None if math.isinf(timeout) else float(timeout)
         return _RedisAcquire(self, _DEFAULT_COST if cost is None else cost, timeout)
 
     def limit(

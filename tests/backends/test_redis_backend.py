@@ -495,3 +495,27 @@ async def test_bad_urls_clients_and_limiter_arguments_fail_at_the_door(
         limiter.resize("tokens/day", 10)
     with pytest.raises(ValueError, match="limit"):
         limiter.set_pace("tokens/s", 0)
+
+
+async def test_a_snapshot_known_by_its_time_is_placed_by_the_grant_history(
+    redis_backend: RedisBackend,
+) -> None:
+    slow = Dimension("tokens/h", "tokens", 3_600, 3600.0, 1_000)  # one token a second
+    limiter = redis_backend.limiter([slow], scope="history")
+    before_all = limiter.clock() - 1.0
+    await limiter.acquire(Cost(tokens=10))
+    await asyncio.sleep(0.05)
+    between = limiter.clock()
+    await asyncio.sleep(0.05)
+    await limiter.acquire(Cost(tokens=20))
+    # The server had 900 left when it answered at `between`: the 20 granted later were
+    # not in it.
+    limiter.observe("tokens", remaining=900, window=3600.0, since=between)
+    await limiter.aclose()
+    level = (await quota_state(redis_backend, "history")).dims["tokens/h"]["level"]
+    assert level == pytest.approx(900 - 20, abs=1.0)
+    # A snapshot older than every grant remembered (none forgotten) counts them all.
+    limiter.observe("tokens", remaining=900, window=3600.0, since=before_all)
+    await limiter.aclose()
+    level = (await quota_state(redis_backend, "history")).dims["tokens/h"]["level"]
+    assert level == pytest.approx(900 - 30, abs=1.0)

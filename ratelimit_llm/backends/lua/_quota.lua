@@ -43,7 +43,10 @@
 --   l:<name>   "level updated taken", what every acquire and settle changes
 --   shift      the test hook above
 --
--- KEYS[1]  the state hash      KEYS[2]  the grant history (a list, newest first)
+-- KEYS[1]  the state hash
+-- KEYS[2]  the grant history: a sorted set, scored by when each grant's capacity became
+--          usable (vt + its wait), of "name<TAB>taken<TAB>..." (the running totals
+--          just after it), the `history` latest kept
 -- ARGV[1]  "ttl history known vouch max_step grace client wall" (known, vouch: "-" if
 --          none; wall: the caller's wall clock, seconds since the epoch)
 -- ARGV[2]  the caller's dimension names, one per line

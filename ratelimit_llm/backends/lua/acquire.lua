@@ -79,7 +79,7 @@ for r = 0, #requests / stride - 1 do
   else
     results[#results + 1] = '1'
     results[#results + 1] = fmt(wait)
-    local entry = fmt(vt + wait)
+    local entry = ''
     for i = 1, N do
       local dim = D[i]
       local amount = amounts[i]
@@ -87,8 +87,9 @@ for r = 0, #requests / stride - 1 do
       dim.k = dim.k + amount
       local total = fmt(dim.k)
       results[#results + 1] = total
-      entry = entry .. '\t' .. dim.name .. '\t' .. total
+      entry = entry .. dim.name .. '\t' .. total .. '\t'
     end
+    entries[#entries + 1] = fmt(vt + wait)
     entries[#entries + 1] = entry
     if probing and not pf then
       -- The first grant of a slow-starting quota: refill waits for the first answer.
@@ -100,8 +101,8 @@ end
 
 local dims = save(false)
 if #entries > 0 then
-  redis.call('LPUSH', KEYS[2], unpack(entries))
-  redis.call('LTRIM', KEYS[2], 0, HISTORY - 1)
+  redis.call('ZADD', KEYS[2], unpack(entries))
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(HISTORY + 1))
 end
 redis.call('EXPIRE', KEYS[2], TTL)
 local out = view({}, debited, dims)

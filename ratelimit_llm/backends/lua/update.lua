@@ -28,31 +28,33 @@ local function num(text)
   return tonumber(text)
 end
 
--- The running total taken of `dim` when the last grant at or before `since` was made.
-local function taken_at(dim, since)
-  local oldest = nil
-  local start = 0
-  local seen = 0
-  while true do
-    local page = redis.call('LRANGE', KEYS[2], start, start + 63)
-    if #page == 0 then break end
-    for _, entry in ipairs(page) do
-      seen = seen + 1
-      local f = split(entry, '\t')
-      local value = nil
-      for j = 2, #f - 1, 2 do
-        if f[j] == dim.name then value = tonumber(f[j + 1]) end
-      end
-      if value then
-        if tonumber(f[1]) <= since then return value end
-        oldest = value
-      end
+-- The totals just after the last grant usable at or before `since` (see the history's
+-- layout in _quota.lua); 0 if there was none (and none was forgotten).
+local entries_at = {}
+local function entry_at(since)
+  local found = entries_at[since]
+  if found ~= nil then return found end
+  found = redis.call('ZREVRANGEBYSCORE', KEYS[2], fmt(since), '-inf', 'LIMIT', 0, 1)[1]
+  if not found then
+    -- Older than every grant remembered: if none was forgotten, nothing was taken yet;
+    -- else the oldest remembered (which discounts more: the safe side).
+    if redis.call('ZCARD', KEYS[2]) < HISTORY then
+      found = 0
+    else
+      found = redis.call('ZRANGE', KEYS[2], 0, 0)[1] or 0
     end
-    start = start + 64
   end
-  -- Older than every grant remembered: if none was forgotten, nothing had been taken.
-  if seen < HISTORY then return 0 end
-  return oldest or dim.k
+  entries_at[since] = found
+  return found
+end
+
+local function taken_at(dim, since)
+  local entry = entry_at(since)
+  if entry == 0 then return 0 end
+  for name, value in string.gmatch(entry, '([^\t]+)\t([^\t]+)\t') do
+    if name == dim.name then return tonumber(value) end
+  end
+  return 0  -- granted by a process without this dimension: count everything as after
 end
 
 local function mark_of(dim, text)
