@@ -83,6 +83,9 @@ MAX_BATCH = 256
 _DEFAULT_COST = Cost(requests=1)
 _EPSILON = 1e-9
 _NEAR_FULL = 0.9
+#: While callers here sleep through slow start's pause, how often to ask Redis whether
+#: an answer (to any process) ended it: the pause lasts at most a second.
+_PEEK_EVERY = 0.05
 #: Numbers per dimension in a reply (its packed state, see lua/_quota.lua).
 _PACKED = 15
 #: Seconds after which the estimate of Redis's clock is renewed from any reply.
@@ -113,11 +116,14 @@ _OUTAGE = _Verdict("outage")
 class _Sleeper:
     """A reservation granted by Redis whose wait has not elapsed yet."""
 
-    __slots__ = ("amounts", "epoch", "future", "grant", "handle")
+    __slots__ = ("amounts", "epoch", "future", "grant", "handle", "usable", "wake_at")
 
     def __init__(self, amounts: tuple[float, ...], epoch: str) -> None:
         self.amounts = amounts
         self.grant: _Grant | None = None
+        #: When its capacity becomes usable, in Redis's time, and the same on the loop's.
+        self.usable = 0.0
+        self.wake_at = 0.0
         #: The quota lifetime its amount is charged to (moved when a lost quota is
         #: re-created and owed it).
         self.epoch = epoch
@@ -364,6 +370,7 @@ class RedisRateLimiter:
         "_ops",
         "_outstanding",
         "_owed",
+        "_peeking",
         "_pending",
         "_refunded",
         "_released",
@@ -436,6 +443,7 @@ class RedisRateLimiter:
         self._settling = False
         self._ops: list[str] = []
         self._updating = False
+        self._peeking = False
         self._tasks: set[asyncio.Task[None]] = set()
         self._fallback: RateLimiter | None = None
         self._local_owed = [0.0] * n
@@ -814,7 +822,9 @@ class RedisRateLimiter:
                 if wait > 0:
                     sleeper = _Sleeper(amounts, epoch)
                     sleeper.future = loop.create_future()
-                    sleeper.handle = loop.call_later(wait, self._wake, sleeper, None)
+                    sleeper.usable = vt + wait
+                    sleeper.wake_at = loop.time() + wait
+                    sleeper.handle = loop.call_at(sleeper.wake_at, self._wake, sleeper, None)
                     self._sleepers.add(sleeper)
                     for i, amount in enumerate(amounts):
                         self._outstanding[i] += amount
@@ -832,6 +842,7 @@ class RedisRateLimiter:
             else:
                 index = int(parts[at + 1]) - 1
                 self._resolve(request, _Verdict("capacity", (index, float(parts[at + 2]))))
+        self._watch_pause()
 
     # -- outages -------------------------------------------------------------------------
 
@@ -1197,7 +1208,13 @@ class RedisRateLimiter:
         """
         view = self._view
         view.at = float(parts[1])
-        view.pause = None if parts[2] == "-" else (float(parts[2]), float(parts[3]))
+        pause = None if parts[2] == "-" else (float(parts[2]), float(parts[3]))
+        if pause is not None and view.pause is not None and pause[0] == view.pause[0]:
+            if pause[1] < view.pause[1]:
+                self._pause_ended_early(view.pause[1], pause[1])
+            else:
+                pause = view.pause  # an older reply: the pause only ever gets shorter
+        view.pause = pause
         dims = view.dims
         new_dims: list[Dimension] | None = None
         for i, dim in enumerate(dims):
@@ -1227,6 +1244,47 @@ class RedisRateLimiter:
                 new_dims[i] = Dimension(dim.name, dim.metric, limit, window, capacity, stated)
         if new_dims is not None:
             self._set_dims(tuple(new_dims))
+        if pause is not None:
+            self._watch_pause()
+
+    def _pause_ended_early(self, planned: float, ended: float) -> None:
+        """Slow start's pause ended (an answer came) before the end the waits assumed.
+
+        Every reservation granted during the pause was told to wait until the pause's
+        planned end plus its refill; refill really began at ``ended``, so each of those
+        wakes earlier by the difference, all by the same amount (the order stays), as
+        memory's waiters are woken by the answer.
+        """
+        shift = planned - ended
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for sleeper in self._sleepers:
+            if sleeper.usable >= planned - _EPSILON:
+                sleeper.usable -= shift
+                sleeper.wake_at -= shift
+                if sleeper.handle is not None:
+                    sleeper.handle.cancel()
+                sleeper.handle = loop.call_at(max(now, sleeper.wake_at), self._wake, sleeper, None)
+
+    def _watch_pause(self) -> None:
+        """While callers here sleep through slow start's pause, ask Redis now and then
+        whether an answer ended it (any process's answer may: see `_pause_ended_early`).
+
+        Only during the pause, at most a second at a quota's start.
+        """
+        view = self._view
+        pause = view.pause
+        if self._peeking or pause is None or view.at is None or pause[1] <= view.at:
+            return
+        if not any(sleeper.usable >= pause[1] - _EPSILON for sleeper in self._sleepers):
+            return
+        self._peeking = True
+        asyncio.get_running_loop().call_later(_PEEK_EVERY, self._peek)
+
+    def _peek(self) -> None:
+        self._peeking = False
+        if self._sleepers:
+            self._queue_op("peek")  # an update with nothing to change: its reply tells
 
     def _set_dims(self, dims: tuple[Dimension, ...]) -> None:
         """New stated limits: match headers against them; fail sleepers they cannot serve."""

@@ -292,6 +292,30 @@ async def test_slow_start_grants_the_opening_then_waits_for_an_answer(make: Make
     assert await _elapsed_acquiring(limiter, Cost(requests=1)) < 0.3
 
 
+async def test_an_answer_wakes_the_callers_waiting_out_slow_starts_pause(
+    make_two: Callable[[list[Dimension]], tuple[Limiter, Limiter]],
+) -> None:
+    """The callers that came during the pause are served once the answer comes, not at
+    the end of the grace (over Redis: also those of another process)."""
+    first, second = make_two([SLOW])
+    for _ in range(5):
+        await first.acquire()
+    waited: list[float] = []
+
+    async def take(limiter: Limiter) -> None:
+        start = time.monotonic()
+        await limiter.acquire()
+        waited.append(time.monotonic() - start)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(take, first)
+        tg.start_soon(take, second)
+        await anyio.sleep(0.1)
+        first.answered()
+    # Answered at 0.1 s: two requests take 20 ms more (the grace would have been 1 s).
+    assert len(waited) == 2 and max(waited) < 0.6
+
+
 async def test_without_an_answer_refill_resumes_after_the_grace(make: MakeLimiter) -> None:
     limiter = make([SLOW])
     for _ in range(5):
