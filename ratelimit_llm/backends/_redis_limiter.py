@@ -762,6 +762,16 @@ class RedisRateLimiter:
                     for request in batch:
                         self._resolve(request, _Verdict("error", str(exc)))
                     continue
+                except BaseException as exc:
+                    # Not an outage nor a refusal (a bug, or this task cancelled): say so
+                    # to everyone waiting here rather than leave them waiting for ever.
+                    verdict = _Verdict("error", f"Redis call failed: {exc!r}")
+                    for request in [*batch, *pending]:
+                        if not request.future.done():
+                            request.state = _ABANDONED if request.state == _SENT else _GONE
+                            request.future.set_result(verdict)
+                    pending.clear()
+                    raise
                 finally:
                     self._inflight = []
                 try:
