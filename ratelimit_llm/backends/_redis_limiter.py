@@ -116,7 +116,16 @@ _OUTAGE = _Verdict("outage")
 class _Sleeper:
     """A reservation granted by Redis whose wait has not elapsed yet."""
 
-    __slots__ = ("amounts", "epoch", "future", "grant", "handle", "usable", "wake_at")
+    __slots__ = (
+        "amounts",
+        "epoch",
+        "future",
+        "grant",
+        "handle",
+        "paused_until",
+        "usable",
+        "wake_at",
+    )
 
     def __init__(self, amounts: tuple[float, ...], epoch: str) -> None:
         self.amounts = amounts
@@ -124,6 +133,8 @@ class _Sleeper:
         #: When its capacity becomes usable, in Redis's time, and the same on the loop's.
         self.usable = 0.0
         self.wake_at = 0.0
+        #: The planned end of slow start's pause its wait counted on (None: no pause).
+        self.paused_until: float | None = None
         #: The quota lifetime its amount is charged to (moved when a lost quota is
         #: re-created and owed it).
         self.epoch = epoch
@@ -817,6 +828,8 @@ class RedisRateLimiter:
         n = len(self._view.dims)
         loop = asyncio.get_running_loop()
         base = 5 + _PACKED * n
+        pause = self._view.pause
+        paused_until = pause[1] if pause is not None and pause[1] > vt else None
         stride = n + 2
         estimated = self._estimated
         for j, request in enumerate(batch):
@@ -834,6 +847,8 @@ class RedisRateLimiter:
                     sleeper.future = loop.create_future()
                     sleeper.usable = vt + wait
                     sleeper.wake_at = loop.time() + wait
+                    if paused_until is not None and sleeper.usable >= paused_until:
+                        sleeper.paused_until = paused_until
                     sleeper.handle = loop.call_at(sleeper.wake_at, self._wake, sleeper, None)
                     self._sleepers.add(sleeper)
                     for i, amount in enumerate(amounts):
@@ -1269,7 +1284,9 @@ class RedisRateLimiter:
         loop = asyncio.get_running_loop()
         now = loop.time()
         for sleeper in self._sleepers:
-            if sleeper.usable >= planned - _EPSILON:
+            # Both are the planned end as one reply reported it: the same float.
+            if sleeper.paused_until == planned:
+                sleeper.paused_until = None
                 sleeper.usable -= shift
                 sleeper.wake_at -= shift
                 if sleeper.handle is not None:
@@ -1286,7 +1303,7 @@ class RedisRateLimiter:
         pause = view.pause
         if self._peeking or pause is None or view.at is None or pause[1] <= view.at:
             return
-        if not any(sleeper.usable >= pause[1] - _EPSILON for sleeper in self._sleepers):
+        if not any(sleeper.paused_until is not None for sleeper in self._sleepers):
             return
         self._peeking = True
         asyncio.get_running_loop().call_later(_PEEK_EVERY, self._peek)
