@@ -519,3 +519,19 @@ async def test_a_snapshot_known_by_its_time_is_placed_by_the_grant_history(
     await limiter.aclose()
     level = (await quota_state(redis_backend, "history")).dims["tokens/h"]["level"]
     assert level == pytest.approx(900 - 30, abs=1.0)
+
+
+async def test_grants_made_at_one_moment_keep_their_order_in_the_history(
+    redis_backend: RedisBackend,
+) -> None:
+    """Fifty grants of one burst share their time; a snapshot taken after them all must
+    count all fifty as before it (ordered by their totals, not their text)."""
+    slow = Dimension("tokens/h", "tokens", 3_600, 3600.0, 1_000)
+    limiter = redis_backend.limiter([slow], scope="burst")
+    await asyncio.gather(*(limiter.acquire(Cost(tokens=1)) for _ in range(50)))
+    await asyncio.sleep(0.05)
+    after = limiter.clock()
+    limiter.observe("tokens", remaining=900, window=3600.0, since=after)
+    await limiter.aclose()
+    level = (await quota_state(redis_backend, "burst")).dims["tokens/h"]["level"]
+    assert level == pytest.approx(900, abs=1.0)  # none of the fifty came after it

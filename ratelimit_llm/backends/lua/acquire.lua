@@ -89,7 +89,9 @@ for r = 0, #requests / stride - 1 do
       results[#results + 1] = total
       entry = entry .. dim.name .. '\t' .. total .. '\t'
     end
-    entries[#entries + 1] = fmt(vt + wait)
+    -- Scores break ties by member, not by order: a microsecond per request keeps the
+    -- grants of one batch (which may share a time) in the order they were made.
+    entries[#entries + 1] = fmt(vt + wait + r * 1e-6)
     entries[#entries + 1] = entry
     if probing and not pf then
       -- The first grant of a slow-starting quota: refill waits for the first answer.
