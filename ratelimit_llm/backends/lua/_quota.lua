@@ -205,9 +205,24 @@ local function load(create, full)
   return true
 end
 
--- An answer came: slow start's refill pause ends now.
+-- An answer came: slow start's refill pause ends now. The grants that counted on its
+-- planned end become usable that much sooner (their callers are woken so), and so do
+-- their times in the history, or later snapshots would count them as not yet sent.
+-- Once per lifetime of a quota, over the grants made during the pause.
 local function resume()
-  if pf and rs > vt then rs = math.max(vt, pf) end
+  if pf and rs > vt then
+    local ended = math.max(vt, pf)
+    local moved = redis.call('ZRANGEBYSCORE', KEYS[2], fmt(rs), '+inf', 'WITHSCORES')
+    if #moved > 0 then
+      local rescored = {}
+      for j = 1, #moved, 2 do
+        rescored[#rescored + 1] = fmt(tonumber(moved[j + 1]) - (rs - ended))
+        rescored[#rescored + 1] = moved[j]
+      end
+      redis.call('ZADD', KEYS[2], unpack(rescored))
+    end
+    rs = ended
+  end
 end
 
 -- Seconds from vt until `need` seconds of refill have accrued (the pause left out).
