@@ -535,3 +535,33 @@ async def test_grants_made_at_one_moment_keep_their_order_in_the_history(
     await limiter.aclose()
     level = (await quota_state(redis_backend, "burst")).dims["tokens/h"]["level"]
     assert level == pytest.approx(900, abs=1.0)  # none of the fifty came after it
+
+
+async def test_an_early_answer_moves_the_grants_that_counted_on_the_pause(
+    redis_backend: RedisBackend,
+) -> None:
+    """Grants made during slow start's pause were placed after its planned end; when an
+    answer ends it sooner, their times in the history move with them, so a snapshot
+    taken once they were sent does not count them as still to come."""
+    slow = Dimension("requests/s", "requests", 100, 1.0, 50, opening=5)
+    limiter = redis_backend.limiter([slow], scope="pause-history")
+    for _ in range(5):
+        await limiter.acquire()
+    sleepers = [asyncio.ensure_future(limiter.acquire()) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    _, grants = redis_backend.keys("pause-history")
+    planned = max(
+        score for _, score in await redis_backend.client.zrange(grants, 0, -1, withscores=True)
+    )
+    limiter.answered()
+    await asyncio.gather(*sleepers)  # woken about 30 ms after the answer, not a second
+    await limiter.aclose()
+    moved = max(
+        score for _, score in await redis_backend.client.zrange(grants, 0, -1, withscores=True)
+    )
+    assert moved < planned - 0.5
+    limiter.observe("requests", remaining=0, window=1.0, since=limiter.clock())
+    await limiter.aclose()
+    # All 8 had been sent: the level is the server's 0, not 0 minus 3 still "to come".
+    level = (await quota_state(redis_backend, "pause-history")).dims["requests/s"]["level"]
+    assert level >= -0.5
