@@ -7,6 +7,7 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import cast
 
 import anyio
 import pytest
@@ -537,6 +538,11 @@ async def test_grants_made_at_one_moment_keep_their_order_in_the_history(
     assert level == pytest.approx(900, abs=1.0)  # none of the fifty came after it
 
 
+async def _latest_score(backend: RedisBackend, key: str) -> float:
+    pairs = await backend.client.zrange(key, 0, -1, withscores=True)
+    return max(float(pair[1]) for pair in cast(list[tuple[str, float]], pairs))
+
+
 async def test_an_early_answer_moves_the_grants_that_counted_on_the_pause(
     redis_backend: RedisBackend,
 ) -> None:
@@ -550,15 +556,11 @@ async def test_an_early_answer_moves_the_grants_that_counted_on_the_pause(
     sleepers = [asyncio.ensure_future(limiter.acquire()) for _ in range(3)]
     await asyncio.sleep(0.05)
     _, grants = redis_backend.keys("pause-history")
-    planned = max(
-        score for _, score in await redis_backend.client.zrange(grants, 0, -1, withscores=True)
-    )
+    planned = await _latest_score(redis_backend, grants)
     limiter.answered()
     await asyncio.gather(*sleepers)  # woken about 30 ms after the answer, not a second
     await limiter.aclose()
-    moved = max(
-        score for _, score in await redis_backend.client.zrange(grants, 0, -1, withscores=True)
-    )
+    moved = await _latest_score(redis_backend, grants)
     assert moved < planned - 0.5
     limiter.observe("requests", remaining=0, window=1.0, since=limiter.clock())
     await limiter.aclose()
