@@ -4,6 +4,10 @@ For work that does not go through a wrapped client (another SDK, a raw HTTP call
 batch of embeddings computed elsewhere), the decorator acquires the cost before the
 call and settles it after: from ``actual(result)`` when given, else from the result's
 ``usage`` when it has one (an openai response does), else the estimate stands.
+
+The decorator sees no headers, so it tells slow start what it can: a call that returned
+was answered without refusal (the bucket may go deeper), and one that raised an error
+carrying HTTP status 429 (``openai.RateLimitError`` and the like) was refused.
 """
 
 from __future__ import annotations
@@ -52,10 +56,18 @@ def limit(
                 raise TypeError(f"the cost function returned {wanted!r}, not a Cost")
             async with limiter.acquire(wanted, timeout=timeout) as reservation:
                 reservation.sent()
-                result = await func(*args, **kwargs)
+                try:
+                    result = await func(*args, **kwargs)
+                except Exception as error:
+                    if _status_of(error) == 429:
+                        limiter.fall_back()
+                    else:
+                        limiter.answered()
+                    raise
                 spent = actual(result) if actual is not None else _usage_cost(result)
                 if spent is not None:
                     reservation.settle(spent)
+                limiter.grow(reservation)
                 return result
 
         return limited
@@ -71,3 +83,11 @@ def _usage_cost(result: object) -> Cost | None:
         dump = getattr(usage, "model_dump", None)
         usage = dump() if callable(dump) else getattr(usage, "__dict__", None)
     return cost_from_usage(usage) if isinstance(usage, Mapping) else None
+
+
+def _status_of(error: BaseException) -> int | None:
+    """The HTTP status an SDK's error carries (``status_code``, or its response's)."""
+    status = getattr(error, "status_code", None)
+    if not isinstance(status, int):
+        status = getattr(getattr(error, "response", None), "status_code", None)
+    return status if isinstance(status, int) else None

@@ -7,6 +7,12 @@ the caller as it arrives and feeds a copy through `UsageWatcher`, which splits l
 parses only the few ``data:`` lines that can carry usage or an error, and remembers
 the last usage seen. An interrupted stream simply never reports one, and the estimate
 stands.
+
+A chat stream asked without ``stream_options={"include_usage": true}`` (LangChain's
+default with a custom client, the Agents SDK's chat streams) never reports usage at all.
+For those the watcher can also count the characters of what streamed (content, tool
+call arguments, reasoning, Responses text deltas), so that the call is settled as the
+estimate counts, instead of keeping its whole output reservation.
 """
 
 from __future__ import annotations
@@ -32,17 +38,26 @@ _MAX_LINE = 8 * 1024 * 1024
 
 
 class UsageWatcher:
-    """Feed it the raw bytes of an SSE stream; it keeps the last usage and any error."""
+    """Feed it the raw bytes of an SSE stream; it keeps the last usage and any error.
 
-    __slots__ = ("_buffer", "_skipping", "error", "usage")
+    :param count_text: also count the characters of the text the stream carries
+        (`streamed_chars`), for streams that will report no usage.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_buffer", "_count", "_skipping", "done", "error", "streamed_chars", "usage")
+
+    def __init__(self, *, count_text: bool = False) -> None:
         self._buffer = b""
         self._skipping = False
+        self._count = count_text
         #: The last usage object the stream reported, if any.
         self.usage: Mapping[str, Any] | None = None
         #: The payload of an in-stream error event, if one came.
         self.error: Mapping[str, Any] | None = None
+        #: Characters of text streamed (only with ``count_text``).
+        self.streamed_chars = 0
+        #: Whether the stream's end marker (``data: [DONE]``) came: it ran to its end.
+        self.done = False
 
     def feed(self, chunk: bytes) -> None:
         """Take the next piece of the stream (any size, lines may be split anywhere)."""
@@ -71,7 +86,14 @@ class UsageWatcher:
         self._buffer = b""
 
     def _line(self, line: bytes) -> None:
-        if not line.startswith(b"data:") or not _INTERESTING.search(line):
+        if not line.startswith(b"data:"):
+            return
+        if line[5:].strip() == b"[DONE]":
+            self.done = True
+            return
+        if not _INTERESTING.search(line):
+            if self._count:
+                self._count_text(line)
             return
         try:
             payload = json.loads(line[5:].strip())
@@ -87,3 +109,45 @@ class UsageWatcher:
         error = payload.get("error")
         if isinstance(error, dict) or payload.get("type") in ("error", "response.failed"):
             self.error = payload
+
+    def _count_text(self, line: bytes) -> None:
+        try:
+            payload = json.loads(line[5:].strip())
+        except ValueError:
+            return
+        if isinstance(payload, dict):
+            self.streamed_chars += _text_length(payload)
+
+
+def _text_length(event: Mapping[str, Any]) -> int:
+    """Characters of generated text in one stream event (chat, completions, Responses)."""
+    delta = event.get("delta")
+    if isinstance(delta, str) and str(event.get("type", "")).endswith(".delta"):
+        return len(delta)  # Responses: output_text / function_call_arguments / reasoning
+    total = 0
+    choices = event.get("choices")
+    if not isinstance(choices, list):
+        return 0
+    for choice in choices:
+        if not isinstance(choice, dict):
+            continue
+        text = choice.get("text")  # legacy completions
+        if isinstance(text, str):
+            total += len(text)
+        part = choice.get("delta")
+        if not isinstance(part, dict):
+            continue
+        for key in ("content", "reasoning_content", "refusal"):
+            value = part.get(key)
+            if isinstance(value, str):
+                total += len(value)
+        calls = part.get("tool_calls")
+        if isinstance(calls, list):
+            for call in calls:
+                function = call.get("function") if isinstance(call, dict) else None
+                if isinstance(function, dict):
+                    for key in ("name", "arguments"):
+                        value = function.get(key)
+                        if isinstance(value, str):
+                            total += len(value)
+    return total

@@ -29,17 +29,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
-from ._classify import ErrorInfo
+from ._classify import ErrorInfo, ErrorKind
 from ._credentials import Credential
 from ._headers import RateLimitSnapshot
 from ._interface import Limiter, Reservation
+from ._providers import Provider
 from ._types import Cost
 
 if TYPE_CHECKING:
     from ._pool import LimiterPool
     from ._telemetry import Telemetry
 
-__all__ = ["Attempt", "Decision", "Strategy", "compose"]
+__all__ = ["Attempt", "Decision", "Strategy", "compose", "retry_kind"]
 
 
 @dataclass(eq=False)
@@ -83,6 +84,28 @@ class Attempt:
     #: Seconds the learner held this attempt's bucket after its answer (a 429's named
     #: wait, bounded by `Learner.max_hold`); 0 when it held nothing.
     held: float = 0.0
+    #: The most attempts this call may make, whatever the strategy decides: the budget
+    #: of a client made with ``with_options(max_retries=N)`` (N + 1), or 1 for a retry
+    #: the SDK itself makes; ``None`` leaves it to the strategy.
+    max_attempts: int | None = None
+    #: A stream that will report no usage (asked without ``include_usage``): it is
+    #: settled from what streamed instead.
+    streams_without_usage: bool = False
+    #: Retries made so far for this call, by kind of failure (see `retry_kind`);
+    #: counted by the transport as it retries.
+    retried: dict[str, int] = field(default_factory=dict)
+    #: The provider whose dialect the answers are read in (named, or recognised from
+    #: the host); ``None`` lets each answer's headers tell.
+    provider: Provider | None = None
+    #: The priority lane the call waits in (`ratelimit_llm.lane`); ``None``: "default".
+    lane: str | None = None
+    #: The answer is a stream being passed through: the call is over only at its end.
+    streaming: bool = False
+    #: Seconds from this attempt's send to its answer's headers (``None`` before).
+    latency: float | None = None
+    #: Calls in flight on this attempt's bucket when it was sent, itself included
+    #: (``None`` unless the limits count calls in flight).
+    in_flight: float | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -104,7 +127,26 @@ class Attempt:
         """The bucket ``credential`` would use for this call's model."""
         credential = credential or self.default_credential
         name = credential.name if credential is not None else "<no key>"
-        return self.pool.get(name, self.model)
+        return self.pool.get(name, self.model, provider=self.provider)
+
+
+_KIND_OF_RETRY: dict[ErrorKind, str] = {
+    ErrorKind.RATE_LIMIT: "throttling",
+    ErrorKind.BUDGET_WAIT: "throttling",
+    ErrorKind.CONCURRENCY: "concurrency",
+    ErrorKind.RESOURCE_UNAVAILABLE: "flex",
+    ErrorKind.INSUFFICIENT_QUOTA: "quota",
+    ErrorKind.REQUEST_TOO_LARGE: "too_large",
+}
+
+
+def retry_kind(error: ErrorInfo | None) -> str:
+    """The retry budget a failure draws on: ``"throttling"``, ``"concurrency"``,
+    ``"overload"`` (server errors of every other kind), ``"flex"``, ``"quota"``,
+    ``"too_large"``, or ``"connection"`` when there was no answer at all."""
+    if error is None:
+        return "connection"
+    return _KIND_OF_RETRY.get(error.kind, "overload")
 
 
 @dataclass(frozen=True, slots=True)

@@ -61,6 +61,8 @@ class Event:
     tokens_estimated: float | None = None
     tokens_actual: float | None = None
     detail: str | None = None
+    #: For "retry": the budget it drew on (``"throttling"``, ``"overload"``, ...).
+    retry_kind: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +80,8 @@ class RouteStatistics:
     #: 429s by kind (a subset of ``errors``; ``rate_limit:tokens`` when the metric is known).
     rate_limited: dict[str, int] = field(default_factory=dict)
     retries: int = 0
+    #: Retries by the budget they drew on, e.g. ``{"throttling": 3, "connection": 1}``.
+    retries_by_kind: dict[str, int] = field(default_factory=dict)
     gave_up: int = 0
     #: Seconds spent waiting in line, summed over attempts.
     time_waited: float = 0.0
@@ -86,6 +90,13 @@ class RouteStatistics:
     tokens_actual: float = 0.0
     #: Calls whose usage was settled (tokens_estimated covers all requests).
     settled: int = 0
+    #: Of those, streams that reported no usage: settled from what they streamed,
+    #: counted as the estimate counts (characters / 4).
+    settled_estimated: int = 0
+
+
+#: The ``detail`` of a "settled" event whose stream reported no usage.
+ESTIMATED_FROM_STREAM = "estimated from what streamed"
 
 
 class _Counters:
@@ -95,7 +106,9 @@ class _Counters:
         "rate_limited",
         "requests",
         "retries",
+        "retries_by_kind",
         "settled",
+        "settled_estimated",
         "succeeded",
         "time_waited",
         "tokens_actual",
@@ -104,9 +117,11 @@ class _Counters:
 
     def __init__(self) -> None:
         self.requests = self.succeeded = self.retries = self.gave_up = self.settled = 0
+        self.settled_estimated = 0
         self.time_waited = self.tokens_estimated = self.tokens_actual = 0.0
         self.errors: dict[str, int] = {}
         self.rate_limited: dict[str, int] = {}
+        self.retries_by_kind: dict[str, int] = {}
 
 
 class Telemetry:
@@ -169,7 +184,9 @@ class Telemetry:
                 time_waited=c.time_waited,
                 tokens_estimated=c.tokens_estimated,
                 tokens_actual=c.tokens_actual,
+                retries_by_kind=dict(c.retries_by_kind),
                 settled=c.settled,
+                settled_estimated=c.settled_estimated,
             )
             for (key, model), c in self._counters.items()
         ]
@@ -195,11 +212,16 @@ class Telemetry:
                 counters.rate_limited[label] = counters.rate_limited.get(label, 0) + 1
         elif kind == "retry":
             counters.retries += 1
+            if event.retry_kind:
+                by_kind = counters.retries_by_kind
+                by_kind[event.retry_kind] = by_kind.get(event.retry_kind, 0) + 1
         elif kind == "gave_up":
             counters.gave_up += 1
         elif kind == "settled":
             counters.settled += 1
             counters.tokens_actual += event.tokens_actual or 0.0
+            if event.detail == ESTIMATED_FROM_STREAM:
+                counters.settled_estimated += 1
 
 
 def _describe(event: Event) -> str:

@@ -16,6 +16,13 @@ commands:
 
 'ratelimit-llm COMMAND --help' shows a command's options."""
 
+# What the mock server needs beyond the core install (the ``mock`` extra).
+_MOCK_EXTRA = frozenset({"starlette", "uvicorn"})
+_MOCK_MISSING = (
+    "ratelimit-llm mock-server: {module} is not installed; the mock server needs the "
+    "'mock' extra:\n    pip install 'ratelimit-llm[mock]'"
+)
+
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Dispatch to a sub-command; each lives with the part it runs."""
@@ -25,8 +32,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if args else 2
     command, rest = args[0], args[1:]
     if command == "mock-server":
-        from .mock._cli import main as mock_main
-
+        try:
+            from .mock._cli import main as mock_main
+        except ModuleNotFoundError as exc:
+            missing = (exc.name or "").partition(".")[0]
+            if missing not in _MOCK_EXTRA:
+                raise
+            print(_MOCK_MISSING.format(module=missing), file=sys.stderr)
+            return 1
         return mock_main(rest)
     if command == "bench":
         from .bench import main as bench_main

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from ratelimit_llm._classify import ErrorInfo, ErrorKind, classify_error, classify_error_payload
 from ratelimit_llm._durations import parse_duration
+from ratelimit_llm._providers import Provider
 
 NOW = 1_724_260_000.0  # Wed, 21 Aug 2024 17:06:40 GMT
 KEY = re.compile(r"sk-[A-Za-z0-9_-]{20,}")
@@ -604,6 +605,8 @@ STATUSES = [
     ("413", 413, None, "REQUEST_TOO_LARGE"),
 ]
 RETRYABLE = {
+    "CONCURRENCY",
+    "BUDGET_WAIT",
     "RATE_LIMIT",
     "RESOURCE_UNAVAILABLE",
     "SLOW_DOWN",
@@ -658,7 +661,8 @@ PRECEDENCE = [
     ("nan-falls-back-to-message", {"retry-after": "nan"}, 0.644),
     ("negative-falls-back-to-message", {"retry-after": "-10"}, 0.644),
     ("bad-date-falls-back-to-message", {"retry-after": "Wed, 99 Aug 2024 17:07:10 GMT"}, 0.644),
-    ("http-date", {"retry-after": "Wed, 21 Aug 2024 17:07:10 GMT"}, 30.0),
+    # A date needs two clocks to agree: the message's relative wait beats it.
+    ("http-date-loses-to-the-message", {"retry-after": "Wed, 21 Aug 2024 17:07:10 GMT"}, 0.644),
     ("past-http-date-falls-back", {"retry-after": "Wed, 21 Aug 2024 17:00:00 GMT"}, 0.644),
 ]
 
@@ -942,7 +946,32 @@ _JSON = st.recursive(
     lambda children: st.one_of(
         st.lists(children, max_size=4),
         st.dictionaries(
-            st.sampled_from(["error", "message", "type", "code", "response", "detail", "x"]),
+            st.sampled_from(
+                [
+                    "error",
+                    "message",
+                    "type",
+                    "code",
+                    "response",
+                    "detail",
+                    "x",
+                    # The dialects' fields: OpenRouter's metadata, Gemini's details, TGI's.
+                    "metadata",
+                    "limit_source",
+                    "reason",
+                    "headers",
+                    "raw",
+                    "status",
+                    "details",
+                    "violations",
+                    "quotaId",
+                    "quotaMetric",
+                    "quotaValue",
+                    "retryDelay",
+                    "@type",
+                    "error_type",
+                ]
+            ),
             children,
             max_size=5,
         ),
@@ -964,20 +993,89 @@ _BODIES = st.one_of(
         _SCALARS,
     ),
 )
+# Shaped like the dialects' bodies, with hostile values where the real ones have data.
+_GEMINI_BODIES = st.builds(
+    lambda status, violations, delay, message: {
+        "error": {
+            "code": 429,
+            "message": message,
+            "status": status,
+            "details": [
+                {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": violations},
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": delay},
+            ],
+        }
+    },
+    st.sampled_from(["RESOURCE_EXHAUSTED", None, 5]),
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "quotaId": st.one_of(st.text(max_size=40), _SCALARS),
+                "quotaMetric": st.one_of(st.text(max_size=40), _SCALARS),
+                "quotaValue": st.one_of(st.integers().map(str), st.floats().map(str), _SCALARS),
+            }
+        ),
+        max_size=3,
+    ),
+    st.one_of(st.text(max_size=20), _SCALARS, st.floats().map(lambda f: f"{f}s")),
+    st.one_of(_TEXT_WITH_KEYS, st.just("Quota exceeded for metric: x/y, limit: 0, model: m")),
+)
+_OPENROUTER_BODIES = st.builds(
+    lambda code, metadata, message: {
+        "error": {"code": code, "message": message, "metadata": metadata}
+    },
+    _SCALARS,
+    st.fixed_dictionaries(
+        {
+            "reason": st.one_of(_SCALARS, st.just("in_flight_budget_exhausted")),
+            "limit_source": st.one_of(_SCALARS, st.just("openrouter_free_tier_daily")),
+            "headers": st.one_of(
+                _SCALARS,
+                st.dictionaries(
+                    st.sampled_from(
+                        ["X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset"]
+                    ),
+                    st.one_of(st.text(max_size=20), st.integers(), st.floats()),
+                ),
+            ),
+            "raw": _SCALARS,
+        }
+    ),
+    _TEXT_WITH_KEYS,
+)
+_BODIES = st.one_of(_BODIES, _GEMINI_BODIES, _OPENROUTER_BODIES)
 _HEADERS = st.one_of(
     st.none(),
     st.dictionaries(
-        st.sampled_from(["retry-after", "retry-after-ms", "x-should-retry", "authorization", "x"]),
+        st.sampled_from(
+            [
+                "retry-after",
+                "retry-after-ms",
+                "x-should-retry",
+                "authorization",
+                "x",
+                "x-ratelimit-limit",
+                "x-ratelimit-remaining",
+                "x-ratelimit-reset",
+                "x-tokenlimit-limit",
+                "anthropic-ratelimit-output-tokens-remaining",
+            ]
+        ),
         st.one_of(st.text(max_size=30), st.binary(max_size=30), st.integers(), st.floats()),
         max_size=4,
     ),
 )
 
 
-@settings(max_examples=300, deadline=None)
-@given(st.integers(min_value=-10, max_value=1000), _HEADERS, _BODIES)
-def test_classify_never_raises_nor_leaks_keys(status: int, headers: Any, body: Any) -> None:
-    info = classify_error(status, headers, body, wall_time=NOW)
+_PROVIDERS = st.one_of(st.none(), st.sampled_from(list(Provider)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(min_value=-10, max_value=1000), _HEADERS, _BODIES, _PROVIDERS)
+def test_classify_never_raises_nor_leaks_keys(
+    status: int, headers: Any, body: Any, provider: Provider | None
+) -> None:
+    info = classify_error(status, headers, body, wall_time=NOW, provider=provider)
     if status < 400:
         assert info is None
         return
@@ -989,10 +1087,16 @@ def test_classify_never_raises_nor_leaks_keys(status: int, headers: Any, body: A
         assert number is None or (math.isfinite(number) and number >= 0)
 
 
-@settings(max_examples=150, deadline=None)
-@given(_JSON.filter(lambda value: isinstance(value, dict)), st.integers(min_value=0, max_value=700))
-def test_payloads_never_raise_nor_leak_keys(payload: dict[str, Any], status: int) -> None:
-    info = classify_error_payload(payload, status=status)
+@settings(max_examples=200, deadline=None)
+@given(
+    _JSON.filter(lambda value: isinstance(value, dict)),
+    st.integers(min_value=0, max_value=700),
+    _PROVIDERS,
+)
+def test_payloads_never_raise_nor_leak_keys(
+    payload: dict[str, Any], status: int, provider: Provider | None
+) -> None:
+    info = classify_error_payload(payload, status=status, provider=provider)
     assert info.status == status
     assert info.message is None or not KEY.search(info.message)
 
@@ -1013,3 +1117,9 @@ def test_the_messages_exact_wait_beats_a_whole_second_retry_after() -> None:
     assert exact is not None and exact.retry_after == 0.5
     longer = classify_error(429, {"retry-after": "20"}, body)
     assert longer is not None and longer.retry_after == 20.0
+
+
+def test_a_zero_wait_in_the_message_is_kept() -> None:
+    body = openai_429("requests", "min", "RPM", "Limit 1, Used 1, Requested 1", "0s")
+    info = classify_error(429, None, body)
+    assert info is not None and info.retry_after == 0.0

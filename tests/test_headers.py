@@ -19,6 +19,7 @@ from ratelimit_llm._headers import (
     parse_rate_limit_headers,
     parse_retry_after,
 )
+from ratelimit_llm._providers import Provider
 
 # 2024-08-21T17:06:40Z, and the HTTP-date form of the same instant.
 NOW = 1_724_260_000.0
@@ -174,8 +175,10 @@ def test_cerebras_window_is_in_the_name() -> None:
     }
     snapshot = parse_rate_limit_headers(headers, wall_time=NOW)
     assert snapshot.dimensions == (
-        DimensionSnapshot("requests", "", 14400.0, 14370.0, 33011.382867097855, 86_400.0),
-        DimensionSnapshot("tokens", "", 60000.0, 59000.0, 11.38, 60.0),
+        DimensionSnapshot(
+            "requests", "", 14400.0, 14370.0, 33011.382867097855, 86_400.0, window_known=True
+        ),
+        DimensionSnapshot("tokens", "", 60000.0, 59000.0, 11.38, 60.0, window_known=True),
     )
 
 
@@ -188,8 +191,8 @@ def test_mistral_has_no_reset() -> None:
     }
     snapshot = parse_rate_limit_headers(headers, wall_time=NOW)
     assert snapshot.dimensions == (
-        DimensionSnapshot("requests", "", 60.0, 59.0, None, 60.0),
-        DimensionSnapshot("tokens", "", 500000.0, 499000.0, None, 60.0),
+        DimensionSnapshot("requests", "", 60.0, 59.0, None, 60.0, window_known=True),
+        DimensionSnapshot("tokens", "", 500000.0, 499000.0, None, 60.0, window_known=True),
     )
 
 
@@ -211,10 +214,11 @@ def test_anthropic_rfc3339_resets() -> None:
     }
     snapshot = parse_rate_limit_headers(headers, wall_time=NOW)
     assert snapshot.dimensions == (
-        DimensionSnapshot("requests", "", 50.0, 49.0, 1.0, 60.0),
-        DimensionSnapshot("tokens", "", 100000.0, 90000.0, 6.0, 60.0),
-        DimensionSnapshot("input_tokens", "", 20000.0, 19000.0, 3.0, 60.0),
-        DimensionSnapshot("output_tokens", "", 8000.0, 8000.0, 0.0, None),
+        DimensionSnapshot("requests", "", 50.0, 49.0, 1.0, 60.0, window_known=True),
+        DimensionSnapshot("tokens", "", 100000.0, 90000.0, 6.0, 60.0, window_known=True),
+        DimensionSnapshot("input_tokens", "", 20000.0, 19000.0, 3.0, 60.0, window_known=True),
+        # Full, so nothing to infer a window from: Anthropic's limits are per minute.
+        DimensionSnapshot("output_tokens", "", 8000.0, 8000.0, 0.0, 60.0, window_known=True),
     )
     assert snapshot.retry_after == 17.0
 
@@ -422,6 +426,17 @@ RETRY_AFTER = [
     ("http-date-bad-day", {"retry-after": "Wed, 99 Aug 2024 17:07:10 GMT"}, None),
     ("http-date-garbage", {"retry-after": "Wed, 21 Foo 2024 17:07:10 GMT"}, None),
     ("http-date-then-number", {"retry-after": "not a date, 7"}, 7.0),
+    (
+        "number-beats-a-date",
+        [("retry-after", "Wed, 21 Aug 2024 17:07:10 GMT"), ("retry-after", "7")],
+        7.0,
+    ),
+    # Measured from the server's own Date, not from a local clock an hour off.
+    (
+        "http-date-against-the-server-clock",
+        {"retry-after": "Wed, 21 Aug 2024 18:07:10 GMT", "date": "Wed, 21 Aug 2024 18:06:40 GMT"},
+        30.0,
+    ),
     ("neither", {"x-ratelimit-limit-requests": "5"}, None),
 ]
 
@@ -560,8 +575,22 @@ _NAMES = st.sampled_from(
         for metric in ("requests", "tokens", "input-tokens", "output-tokens")
         for field in ("limit", "remaining", "reset")
     ]
+    + [
+        # The dialects: Together, Fireworks, OpenRouter, Azure PTU, Groq's signature.
+        f"{prefix}-{field}{suffix}"
+        for prefix in ("x-ratelimit", "x-tokenlimit", "X-RateLimit")
+        for field in ("limit", "remaining", "reset")
+        for suffix in ("", "-dynamic")
+    ]
+    + [
+        f"x-ratelimit-{field}-tokens-{kind}"
+        for field in ("limit", "remaining")
+        for kind in ("prompt", "generated", "cache-adjusted-prompt")
+    ]
+    + ["azure-openai-deployment-utilization", "x-ratelimit-over-limit", "x-groq-region"]
     + ["retry-after", "retry-after-ms", "x-should-retry", "authorization"]
 )
+_PROVIDERS = st.one_of(st.none(), st.sampled_from(list(Provider)))
 _NUMBER_TEXT = st.one_of(
     st.integers(min_value=-(10**30), max_value=10**30).map(str),
     st.floats().map(repr),
@@ -592,14 +621,21 @@ def _finite_non_negative(value: float | None) -> bool:
     return value is None or (math.isfinite(value) and value >= 0)
 
 
-@settings(max_examples=300, deadline=None)
-@given(_HEADER_MAPS, st.one_of(st.none(), st.floats(min_value=0, max_value=4e9)))
-def test_never_raises_and_numbers_are_sane(headers: Any, wall_time: float | None) -> None:
-    snapshot = parse_rate_limit_headers(headers, wall_time=wall_time)
+@settings(max_examples=400, deadline=None)
+@given(_HEADER_MAPS, st.one_of(st.none(), st.floats(min_value=0, max_value=4e9)), _PROVIDERS)
+def test_never_raises_and_numbers_are_sane(
+    headers: Any, wall_time: float | None, provider: Provider | None
+) -> None:
+    snapshot = parse_rate_limit_headers(headers, wall_time=wall_time, provider=provider)
+    assert isinstance(snapshot.provider, Provider)
+    assert provider is None or snapshot.provider is provider
     assert _finite_non_negative(snapshot.retry_after)
+    assert _finite_non_negative(snapshot.utilization)
+    assert snapshot.over_limit in (None, True, False)
     for dimension in snapshot.dimensions:
         values = (dimension.limit, dimension.remaining, dimension.reset, dimension.window)
         assert all(_finite_non_negative(value) for value in values), dimension
         assert dimension.limit is None or dimension.limit > 0
         assert (dimension.limit, dimension.remaining, dimension.reset) != (None, None, None)
+        assert _finite_non_negative(dimension.rate)
     assert _finite_non_negative(parse_retry_after(headers, wall_time=wall_time))

@@ -41,18 +41,52 @@ from ratelimit_llm import Cost, Limits
 from ratelimit_llm._classify import ErrorKind
 from ratelimit_llm._learner import Learner
 from ratelimit_llm._pool import LimiterPool
-from ratelimit_llm._strategy import Attempt, Strategy
+from ratelimit_llm._strategy import Attempt, Strategy, retry_kind
 from ratelimit_llm._telemetry import Telemetry
 from ratelimit_llm.strategies import AdaptiveBackoff
+from ratelimit_llm.strategies._adaptive import RETRY_BUDGETS
 
 # -- arguments -----------------------------------------------------------------------------
 
 
-def test_needs_at_least_one_bound() -> None:
-    with pytest.raises(ValueError, match="max_attempts or max_elapsed"):
-        AdaptiveBackoff(max_attempts=None, max_elapsed=None)
-    AdaptiveBackoff(max_attempts=None)
-    AdaptiveBackoff(max_elapsed=None)
+def test_per_kind_budgets_bound_every_call_even_without_the_other_bounds() -> None:
+    strategy = AdaptiveBackoff(max_attempts=None, max_elapsed=None, rng=random.Random(0))
+    assert strategy.retries == RETRY_BUDGETS
+    attempt = make_attempt()
+    decisions = []
+    for _ in range(7):
+        decision = strategy.after_response(answer(attempt, 500, SERVER_500))
+        assert decision is not None
+        decisions.append(decision.action)
+        if decision.action == "retry":
+            attempt.retried["overload"] = attempt.retried.get("overload", 0) + 1
+            attempt.number += 1
+    assert decisions == ["retry"] * 5 + ["give_up"] * 2
+    assert "retries['overload']" in strategy.after_response(answer(attempt, 500, SERVER_500)).reason  # type: ignore[union-attr]
+
+
+def test_each_kind_draws_on_its_own_budget() -> None:
+    strategy = AdaptiveBackoff(retries={"overload": 1, "throttling": 2}, rng=random.Random(0))
+    attempt = make_attempt()
+    attempt.retried = {"overload": 1}
+    # The overload budget is spent, the throttling one is not.
+    decision = strategy.after_response(answer(attempt, 503, OVERLOADED_503))
+    assert decision is not None and decision.action == "give_up"
+    decision = strategy.after_response(answer(attempt, 429, TPM_429, OPENAI_HEADERS))
+    assert decision is not None and decision.action == "retry"
+    attempt.retried["throttling"] = 2
+    decision = strategy.after_response(answer(attempt, 429, TPM_429, OPENAI_HEADERS))
+    assert decision is not None and decision.action == "give_up"
+    # A quota error may be given a budget by someone who knows their proxy; 0 by default.
+    quota = AdaptiveBackoff(retries={"quota": 1})
+    decision = quota.after_response(answer(make_attempt(), 429, QUOTA_429))
+    assert decision is not None and decision.action == "retry"
+    with pytest.raises(ValueError, match="unknown kind"):
+        AdaptiveBackoff(retries={"everything": 3})
+    with pytest.raises(ValueError, match="throttling"):
+        AdaptiveBackoff(retries={"throttling": -1})
+    with pytest.raises(TypeError, match="retries"):
+        AdaptiveBackoff(retries=[("throttling", 3)])  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(
@@ -82,7 +116,11 @@ def test_rejects_bad_types(kwargs: dict[str, Any]) -> None:
 
 def test_repr() -> None:
     assert repr(AdaptiveBackoff()) == (
-        "AdaptiveBackoff(max_attempts=6, max_elapsed=300.0, base=0.5, cap=30)"
+        "AdaptiveBackoff(max_attempts=None, max_elapsed=300.0, base=0.5, cap=30)"
+    )
+    assert repr(AdaptiveBackoff(retries={"throttling": 2}, max_attempts=6)) == (
+        "AdaptiveBackoff(retries={'throttling': 2}, max_attempts=6, max_elapsed=300.0, "
+        "base=0.5, cap=30)"
     )
 
 
@@ -345,6 +383,8 @@ async def run_call(
         decision = strategy.after_response(attempt)
         if decision is None or decision.action == "give_up":
             return sent
+        kind = retry_kind(attempt.error)  # counted as the transport counts it
+        attempt.retried[kind] = attempt.retried.get(kind, 0) + 1
         await anyio.sleep(decision.delay)
 
 

@@ -609,7 +609,7 @@ async def test_inference_calls_are_still_retried_after_a_5xx() -> None:
     assert len(server.requests) == 2
 
 
-def test_a_snapshot_is_placed_by_the_quickest_recent_trip() -> None:
+def test_a_snapshots_send_cut_off_is_placed_by_the_quickest_recent_trip() -> None:
     transport = RateLimitedTransport(
         httpx2.MockTransport(lambda request: httpx2.Response(200)), limits=Limits(rpm=60)
     )
@@ -618,11 +618,55 @@ def test_a_snapshot_is_placed_by_the_quickest_recent_trip() -> None:
         headers = {} if processing_ms is None else {"openai-processing-ms": processing_ms}
         return httpx2.Response(200, headers=headers)
 
-    # A quick call: 200 ms there and back, the snapshot halfway.
-    assert transport._produced_at(answer("50"), 10.0, 10.25) == pytest.approx(10.15)
-    # A call that queued here for two seconds before it left: the way back is still the
-    # network's 100 ms, so the snapshot is near the answer, not a second before it.
-    assert transport._produced_at(answer("50"), 20.0, 22.05) == pytest.approx(22.05 - 0.101)
+    # A quick call: 200 ms there and back, the snapshot taken halfway; what it counts
+    # is what had arrived by then, so what left a whole trip before the answer.
+    assert transport._produced_at(answer("50"), 10.0, 10.25) == pytest.approx(10.05)
+    # A call that queued here for two seconds before it left: the network's trip is
+    # still 200 ms (the quickest seen, creeping up 1 %), so the cut-off is near the
+    # answer, not two seconds before it.
+    assert transport._produced_at(answer("50"), 20.0, 22.05) == pytest.approx(22.05 - 0.202)
     # No server time: the answer's arrival.
     assert transport._produced_at(answer(None), 30.0, 31.0) == 31.0
     assert transport._produced_at(answer("soon"), 30.0, 31.0) == 31.0
+
+
+async def test_a_final_answer_on_the_first_attempt_is_not_reported_as_giving_up() -> None:
+    """A 400 (or a spent quota) is the answer, not a failure of the retry policy: no
+    WARNING "gave_up" for it; a retried failure that runs out of attempts is one."""
+    seen: list[Event] = []
+    telemetry = Telemetry()
+    telemetry.subscribe(seen.append)
+    bad = httpx2.Response(400, json={"error": {"message": "Invalid 'messages'"}})
+    client, _ = client_for(Recorder(bad), strategy=AdaptiveBackoff(), telemetry=telemetry)
+    with pytest.raises(openai.BadRequestError):
+        await chat(client)
+    assert [event.kind for event in seen if event.kind == "gave_up"] == []
+    seen.clear()
+    boom = httpx2.Response(500, json={"error": {"message": "boom", "type": "server_error"}})
+    strategy = AdaptiveBackoff(max_attempts=2, base=0.1)
+    client, _ = client_for(Recorder(boom), strategy=strategy, telemetry=telemetry)
+    with pytest.raises(openai.InternalServerError):
+        await chat(client)
+    assert [event.kind for event in seen if event.kind == "gave_up"] == ["gave_up"]
+
+
+async def test_retries_are_counted_by_the_budget_they_draw_on() -> None:
+    server = Recorder(
+        httpx2.Response(503, json={"error": {"message": "overloaded", "type": "server_error"}}),
+        httpx2.Response(
+            429,
+            json={
+                "error": {
+                    "message": "Rate limit reached. Please try again in 1s.",
+                    "type": "requests",
+                    "code": "rate_limit_exceeded",
+                }
+            },
+        ),
+        httpx2.Response(200, json=completion()),
+    )
+    client, transport = client_for(server, strategy=AdaptiveBackoff(base=0.1))
+    await chat(client)
+    (route,) = transport.statistics()
+    assert route.retries == 2
+    assert route.retries_by_kind == {"overload": 1, "throttling": 1}

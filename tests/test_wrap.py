@@ -17,16 +17,9 @@ import pytest
 import trio
 
 import ratelimit_llm
-from ratelimit_llm import (
-    AdaptiveBackoff,
-    Cost,
-    Limits,
-    RateLimiter,
-    Telemetry,
-    transport_of,
-    wrap,
-)
+from ratelimit_llm import AdaptiveBackoff, Cost, Limits, RateLimiter, transport_of, wrap
 from ratelimit_llm.mock import LatencyModel, MockConfig, MockLimits, Profile, create_app, serve
+from ratelimit_llm.telemetry import Telemetry
 
 pytestmark = pytest.mark.anyio
 
@@ -73,7 +66,8 @@ async def test_wrap_returns_a_limited_copy_and_leaves_the_original_alone() -> No
     assert client.max_retries == 2
     assert not isinstance(client._client._transport, ratelimit_llm.RateLimitedTransport)
     transport = transport_of(wrapped)
-    assert isinstance(transport._inner, httpx2.ASGITransport)
+    # Behind the limiter, requests go the way the original client sends them.
+    assert cast(Any, transport)._inner._client is client._client
     response = await chat(wrapped)
     assert response.usage is not None
     (stats,) = transport.statistics()
@@ -252,6 +246,33 @@ async def test_decorator_paces_calls_and_accepts_a_fixed_cost() -> None:
         limiter.limit(cost="nope")  # type: ignore[arg-type]
 
 
+async def test_decorated_calls_open_slow_start_and_a_429_stops_it() -> None:
+    # The decorator sees no headers: each call that returns lets the bucket go one step
+    # deeper; one that raises a 429 gives the last step back.
+    limiter = RateLimiter(Limits(rpm=600))  # opens at 10 at once
+    refuse = False
+
+    @limiter.limit(cost=Cost(requests=1))
+    async def work() -> None:
+        if refuse:
+            raise openai.RateLimitError(
+                "slow down",
+                response=httpx2.Response(429, request=httpx2.Request("POST", "http://x")),
+                body=None,
+            )
+
+    depths = []
+    for _ in range(4):
+        await work()
+        depths.append(limiter.statistics().depths["requests/min"])
+    assert depths == [11, 13, 17, 25]
+    refuse = True
+    with pytest.raises(openai.RateLimitError):
+        await work()
+    assert limiter.statistics().depths["requests/min"] == 17
+    assert limiter.statistics().probing == ()
+
+
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_over_a_real_loopback_server() -> None:
     config = quiet(6_000, 10_000_000)
@@ -277,3 +298,32 @@ async def test_wrap_caps_calls_in_flight_at_the_pool_size() -> None:
     assert transport_of(wrap(client, rpm=60)).max_in_flight == 1_000  # the SDK's pool
     assert transport_of(wrap(client, rpm=60, max_in_flight=None)).max_in_flight is None
     assert transport_of(wrap(client, rpm=60, max_in_flight=8)).max_in_flight == 8
+
+
+# The SDK leaves its SSE generators unfinished after "[DONE]"; trio warns when they are
+# collected, asyncio finalizes them quietly.
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_stream_without_usage_is_settled_from_what_streamed() -> None:
+    # LangChain's default with a custom client: stream=True without include_usage.
+    app = create_app(quiet(600, 1_000_000))
+    http = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app))
+    client = openai.AsyncOpenAI(api_key=KEY, base_url="http://mock/v1", http_client=http)
+    wrapped = wrap(client, rpm=600, tpm=1_000_000)
+    stream = await wrapped.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "Say something kind about rate limits. " * 5}],
+        max_tokens=400,
+        stream=True,
+    )
+    text = ""
+    async for chunk in stream:
+        assert chunk.usage is None  # what the caller sees is untouched
+        if chunk.choices and chunk.choices[0].delta.content:
+            text += chunk.choices[0].delta.content
+    (stats,) = transport_of(wrapped).statistics()
+    assert (stats.settled, stats.settled_estimated) == (1, 1)
+    # The estimate's prompt part plus the streamed text counted as the estimate counts
+    # (characters / 4), not the 400-token output reservation kept whole.
+    prompt = stats.tokens_estimated - 400
+    assert stats.tokens_actual == prompt + -(-len(text) // 4)
+    assert text

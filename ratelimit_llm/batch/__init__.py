@@ -6,7 +6,10 @@ requests; it splits them into batch files (one endpoint and model per file, 50,0
 creates the batches, polls them adaptively, reads the output and error files line by
 line and resubmits only what failed retryably or went missing. Every step is recorded in
 an SQLite journal before it is taken, so a killed process resumes where it stopped,
-with every request answered exactly once and no batch created twice::
+with every request answered exactly once and no batch created twice. The journal is one
+file (``job.db``: copy it alone and resume anywhere); one that is damaged is an error,
+never a fresh start; and a run without its journal adopts the job's batches still on
+the server instead of paying for them again::
 
     from ratelimit_llm import batch
 
@@ -30,8 +33,11 @@ from ._errors import (
     BatchError,
     BatchFailedError,
     DuplicateCustomIdError,
+    JournalCorruptError,
+    JournalError,
     JournalLockedError,
     JournalMismatchError,
+    JournalNotFoundError,
 )
 from ._poll import AdaptivePoll, FixedPoll, PollPolicy
 from ._runner import BatchStatistics, Checkpoint
@@ -62,8 +68,11 @@ __all__ = [
     "DuplicateCustomIdError",
     "FixedPoll",
     "JobStatus",
+    "JournalCorruptError",
+    "JournalError",
     "JournalLockedError",
     "JournalMismatchError",
+    "JournalNotFoundError",
     "ModelPrice",
     "ModelUsage",
     "PollPolicy",

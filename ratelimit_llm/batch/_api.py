@@ -1,17 +1,24 @@
 """The public entry points: `run`, `submit`, `results`, `status`, `cancel`, `cost`.
 
 Each opens the journal, builds a `Runner` and closes both when done (an ``async for``
-left early closes them when the iterator is closed: use ``contextlib.aclosing``).
+left early closes them when the iterator is closed: use ``contextlib.aclosing``). Only
+`run` and `submit`, given the job's inputs, create a journal; every other call (and
+``run(client, None, ...)``) needs an existing one and creates no file when it is
+missing (`JournalNotFoundError`). `status`, `cost` and ``results(wait=False)`` only read.
 Options shared by the entry points:
 
-:param journal: the SQLite journal's path; created if missing, resumed if present.
+:param journal: the SQLite journal's path (one file; see ``docs/batch.md``).
+:param adopt: before submitting, list the project's recent batches (up to 1,000) and
+    adopt those of this job the journal does not know (a lost journal, an older copy
+    restored), instead of paying for them twice (default True). ``False`` skips the
+    look: for a deliberate second run of the same inputs.
 :param limits: `BatchLimits` (file sizes, token budgets, retry budgets).
 :param poll: a `PollPolicy`; default `AdaptivePoll()` (1 s growing to 60 s, jittered).
 :param sleep: how to wait (default ``anyio.sleep``); tests inject a fake.
 :param delete_files: delete each batch's input, output and error files once the journal
     holds their contents (default True: the journal is the copy that matters, and batch
     files count against the project's storage for 30 days otherwise).
-:param metadata: extra ``metadata`` for every batch (at most 15 pairs: one is ours).
+:param metadata: extra ``metadata`` for every batch (at most 13 pairs: three are ours).
 :param checkpoint: called with the name of each durable step (see `Checkpoint`).
 :param statistics: a `BatchStatistics` to fill with counters.
 :param spool_dir: where batch files are written before upload (default: the temp dir).
@@ -27,7 +34,8 @@ from typing import Any
 import openai
 
 from ._cost import BatchCost, ModelUsage, PriceTable
-from ._journal import Journal
+from ._journal import sqlite_errors
+from ._open import open_existing
 from ._poll import PollPolicy
 from ._runner import BatchStatistics, Checkpoint, open_runner
 from ._types import BatchJob, BatchLimits, BatchResult, JobStatus
@@ -48,6 +56,7 @@ async def run(
     *,
     journal: str | os.PathLike[str],
     endpoint: str | None = None,
+    adopt: bool = True,
     limits: BatchLimits | None = None,
     poll: PollPolicy | None = None,
     sleep: Callable[[float], Awaitable[None]] | None = None,
@@ -75,14 +84,21 @@ async def run(
 
     :param requests: bodies (with ``endpoint=``), input-line dicts or `BatchRequest`s, as
         an iterable or async iterable; streamed into the journal, never all held in memory.
+        ``None`` resumes an existing journal.
     :raises DuplicateCustomIdError: before anything is uploaded.
-    :raises JournalMismatchError: the journal holds requests the inputs no longer name.
+    :raises JournalMismatchError: the journal is another job's, or holds requests the
+        inputs no longer name (nothing is sent).
+    :raises JournalCorruptError: the file at ``journal`` is not a whole journal (empty,
+        truncated, damaged): never a fresh start.
+    :raises JournalNotFoundError: ``requests=None`` and no journal.
     :raises BatchFailedError: a batch failed validation (its lines stay pending).
     :raises JournalLockedError: another process drives this journal.
     """
     runner = await open_runner(
         client,
         journal,
+        requests=requests,
+        endpoint=endpoint,
         limits=limits,
         poll=poll,
         sleep=sleep,
@@ -94,9 +110,9 @@ async def run(
         retry_backoff=retry_backoff,
     )
     try:
-        runner.lock()
         if requests is not None:
-            await runner.ingest(requests, endpoint)
+            await runner.step("ingested")
+        await runner.reconcile(adopt)
         await runner.db(runner.journal.set_cancelled, False)
         async for page in runner.drive(submit=True):
             for result in page:
@@ -111,6 +127,7 @@ async def submit(
     *,
     journal: str | os.PathLike[str],
     endpoint: str | None = None,
+    adopt: bool = True,
     limits: BatchLimits | None = None,
     delete_files: bool = True,
     metadata: Mapping[str, str] | None = None,
@@ -127,6 +144,8 @@ async def submit(
     runner = await open_runner(
         client,
         journal,
+        requests=requests,
+        endpoint=endpoint,
         limits=limits,
         delete_files=delete_files,
         metadata=metadata,
@@ -136,8 +155,8 @@ async def submit(
         retry_backoff=retry_backoff,
     )
     try:
-        runner.lock()
-        await runner.ingest(requests, endpoint)
+        await runner.step("ingested")
+        await runner.reconcile(adopt)
         await runner.db(runner.journal.set_cancelled, False)
         await runner.submit_ready()
         return await runner.job()
@@ -151,6 +170,7 @@ async def results(
     *,
     chunk_size: int = 1_000,
     wait: bool = True,
+    adopt: bool = True,
     limits: BatchLimits | None = None,
     poll: PollPolicy | None = None,
     sleep: Callable[[float], Awaitable[None]] | None = None,
@@ -169,10 +189,14 @@ async def results(
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size!r}")
     if not wait:
-        opened = Journal(_path(job))
+        reader = await open_runner(None, job, readonly=True)
         try:
             buffer: list[BatchResult] = []
-            for page in opened.iter_done():
+            after = 0
+            while True:
+                page, after = await reader.db(reader.journal.done_results, after=after)
+                if not page:
+                    break
                 buffer.extend(page)
                 while len(buffer) >= chunk_size:
                     yield buffer[:chunk_size]
@@ -180,7 +204,7 @@ async def results(
             if buffer:
                 yield buffer
         finally:
-            opened.close()
+            await reader.aclose()
         return
     if client is None:
         raise TypeError("results(wait=True) needs a client")
@@ -197,7 +221,7 @@ async def results(
         retry_backoff=retry_backoff,
     )
     try:
-        runner.lock()
+        await runner.reconcile(adopt)
         submit_more = not await runner.db(runner.journal.cancelled)
         buffer = []
         async for page in runner.drive(submit=submit_more):
@@ -212,16 +236,19 @@ async def results(
 
 
 async def status(client: openai.AsyncOpenAI | None, job: JobRef) -> JobStatus:
-    """Where the job stands; with a client, each unfinished batch is asked first.
+    """Where the job stands; with a client, each unfinished batch's status is asked too.
 
-    It only reads and records the batches' status and counts; it never collects or
-    submits, so it is safe while another process drives the job.
+    It only reads: the journal is never changed (the server's view is in the returned
+    `JobStatus` only), so it is safe while another process drives the job.
+
+    :raises JournalNotFoundError: no journal at the path (none is created).
     """
-    runner = await open_runner(client, job)
+    runner = await open_runner(client, job, readonly=True)
     try:
+        state = await runner.status()
         if client is not None:
-            await runner.refresh()
-        return await runner.status()
+            state = await runner.remote_view(state)
+        return state
     finally:
         await runner.aclose()
 
@@ -246,6 +273,7 @@ async def cancel(
     runner = await open_runner(
         client,
         job,
+        exclusive=False,
         poll=poll,
         sleep=sleep,
         delete_files=delete_files,
@@ -253,8 +281,7 @@ async def cancel(
         retry_backoff=retry_backoff,
     )
     try:
-        owner = runner.try_lock()
-        await runner.cancel(collect=owner)
+        await runner.cancel(collect=runner.owner)
         return await runner.status()
     finally:
         await runner.aclose()
@@ -264,10 +291,14 @@ def cost(job: JobRef, *, prices: PriceTable | None = None) -> BatchCost:
     """The job's cost so far, from the ``usage`` of every answered request.
 
     Reads the journal only (a quick aggregate query; safe while a job runs).
+
+    :raises JournalNotFoundError: no journal at the path (none is created).
     """
-    opened = Journal(_path(job))
+    path = _path(job)
+    opened = open_existing(path, readonly=True)
     try:
-        usage = [ModelUsage(*row) for row in opened.usage_by_model()]
+        with sqlite_errors(path):
+            usage = [ModelUsage(*row) for row in opened.usage_by_model()]
     finally:
         opened.close()
     return BatchCost.compute(usage, prices)

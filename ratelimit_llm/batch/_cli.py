@@ -4,6 +4,10 @@ The client comes from the environment as the SDK reads it (``OPENAI_API_KEY``,
 ``OPENAI_BASE_URL``), or ``--base-url``, and is wrapped by the limiter so uploads and
 polls are paced. Progress goes to stderr (``rich``), results to stdout or ``--out``, so
 ``ratelimit-llm batch results --journal j.db > out.jsonl`` works.
+
+``status`` and ``results --no-wait`` only read the journal; like ``results`` and
+``cancel``, they need one to exist, and a missing journal is an error (exit 1, the path
+named) with no file created. Only ``submit`` creates a journal, from its input file.
 """
 
 from __future__ import annotations
@@ -32,6 +36,15 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--journal", required=True, type=Path, help="the SQLite journal file")
         sub.add_argument("--base-url", help="API base URL (default: $OPENAI_BASE_URL or OpenAI)")
 
+    def adopt_flag(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--adopt",
+            action=argparse.BooleanOptionalAction,
+            default=True,
+            help="adopt this job's batches on the server that the journal does not know "
+            "(default; --no-adopt: submit anew)",
+        )
+
     submit = commands.add_parser("submit", help="journal FILE.jsonl and submit its batches")
     submit.add_argument("file", type=Path, help="input lines or request bodies, one per line")
     common(submit)
@@ -40,6 +53,7 @@ def _parser() -> argparse.ArgumentParser:
     submit.add_argument("--enqueued-tokens", type=int, help="per-model enqueued-token budget")
     submit.add_argument("--wait", action="store_true", help="then wait and write results")
     submit.add_argument("--out", type=Path, help="with --wait: write results here")
+    adopt_flag(submit)
 
     status = commands.add_parser("status", help="show where a job stands")
     common(status)
@@ -49,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     common(results)
     results.add_argument("--out", type=Path, help="write JSONL here instead of stdout")
     results.add_argument("--no-wait", action="store_true", help="only what is already done")
+    adopt_flag(results)
 
     cancel = commands.add_parser("cancel", help="cancel the job, keeping partial output")
     common(cancel)
@@ -87,7 +102,9 @@ def _result_line(result: Any) -> str:
     )
 
 
-async def _write_results(client: Any, journal: Path, out: Path | None, wait: bool) -> None:
+async def _write_results(
+    client: Any, journal: Path, out: Path | None, wait: bool, adopt: bool
+) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -105,7 +122,12 @@ async def _write_results(client: Any, journal: Path, out: Path | None, wait: boo
             console=console,
         ) as progress:
             task = progress.add_task("results", total=total)
-            async for page in results(client if wait else None, journal, wait=wait):
+            pages = (
+                results(client, journal, adopt=adopt)
+                if wait
+                else results(None, journal, wait=False)
+            )
+            async for page in pages:
                 handle.write("".join(_result_line(r) + "\n" for r in page))
                 progress.advance(task, len(page))
     finally:
@@ -142,10 +164,17 @@ def _print_status(state: Any) -> None:
 
 async def _main(args: argparse.Namespace) -> int:
     from . import BatchLimits, cancel, cost, status, submit
+    from ._errors import JournalNotFoundError
 
+    if args.command != "submit" and not args.journal.exists():
+        # Before any client is made (an unset API key must not hide a mistyped path).
+        raise JournalNotFoundError(args.journal)
     if args.command == "status":
-        client = None if args.offline else _client(args.base_url)
-        _print_status(await status(client, args.journal))
+        if args.offline:
+            _print_status(await status(None, args.journal))
+        else:
+            async with _client(args.base_url) as online:
+                _print_status(await status(online, args.journal))
         print(cost(args.journal).summary(), file=sys.stderr)
         return 0
     client = _client(args.base_url)
@@ -159,15 +188,16 @@ async def _main(args: argparse.Namespace) -> int:
                 _read_lines(args.file),
                 journal=args.journal,
                 endpoint=args.endpoint,
+                adopt=args.adopt,
                 limits=limits,
             )
             ids = ", ".join(job.batch_ids) or "none yet"
             print(f"journaled {job.requests:,} requests; batches: {ids}", file=sys.stderr)
             if args.wait:
-                await _write_results(client, args.journal, args.out, True)
+                await _write_results(client, args.journal, args.out, True, args.adopt)
             return 0
         if args.command == "results":
-            await _write_results(client, args.journal, args.out, not args.no_wait)
+            await _write_results(client, args.journal, args.out, not args.no_wait, args.adopt)
             return 0
         _print_status(await cancel(client, args.journal))
         return 0

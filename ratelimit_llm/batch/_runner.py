@@ -12,6 +12,11 @@ which is what makes a kill at any instant safe:
    in ``batches.list``, so a batch is never created twice.
 4. A terminal batch's files are streamed line by line into the journal, each update
    guarded by the chunk it expects the request in, so replaying a collection is a no-op.
+5. Before anything is submitted, the job's batches on the server that the journal does
+   not know (a lost journal's, an older copy's) are adopted (`_adopt`), so a lost
+   journal does not mean paying for its batches twice.
+6. Before each remote call that changes the server, the journal's main file is made to
+   hold every commit (`Journal.sync`): the main file alone is the record.
 
 Every remote call goes through the client it is given, so a client from
 `ratelimit_llm.wrap` paces uploads, polls and downloads like any other call.
@@ -20,12 +25,21 @@ Every remote call goes through the client it is given, so a client from
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import logging
 import os
 import secrets
 import tempfile
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterable,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Mapping,
+)
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, ParamSpec, TypeVar
@@ -34,28 +48,28 @@ import anyio
 import anyio.to_thread
 import openai
 
-from ._errors import BatchFailedError, JournalLockedError
-from ._journal import Chunk, Journal
+from ._adopt import reconcile
+from ._errors import BatchFailedError
+from ._journal import Chunk, Journal, sqlite_errors
 from ._lines import LineOutcome, parse_line
+from ._metadata import NONCE_KEY, batch_metadata, check_user_metadata
+from ._open import OpenedJournal, open_journal
 from ._poll import AdaptivePoll, PollPolicy
-from ._split import prepare
 from ._types import BatchJob, BatchLimits, BatchResult, JobStatus
 
 __all__ = ["NONCE_KEY", "BatchStatistics", "Checkpoint", "Runner", "open_runner"]
 
 logger = logging.getLogger("ratelimit_llm.batch")
 
-#: The ``metadata`` key that carries a chunk's nonce on its batch.
-NONCE_KEY = "ratelimit_llm_nonce"
 TERMINAL = frozenset({"completed", "failed", "expired", "cancelled"})
 
 #: Called at each durable step with its name; raising (or killing the process) there
-#: simulates a crash at that point. Steps: ``ingested``, ``planned``, ``uploaded``,
-#: ``creating``, ``created`` (the batch exists, its id is not recorded yet),
-#: ``submitted``, ``collecting``, ``collected``.
+#: simulates a crash at that point. Steps: ``ingested``, ``adopted`` (one batch found on
+#: the server is recorded), ``planned``, ``uploaded``, ``creating``, ``created`` (the
+#: batch exists, its id is not recorded yet), ``submitted``, ``collecting``,
+#: ``collected``.
 Checkpoint = Callable[[str], Awaitable[None] | None]
 
-_INGEST_PAGE = 2_000
 _APPLY_PAGE = 1_000
 _REMOTE_ATTEMPTS = 5
 
@@ -77,37 +91,12 @@ class BatchStatistics:
     missing_lines: int = 0
     token_limit_failures: int = 0
     polls: int = 0
-
-
-class _Lock:
-    """An exclusive advisory lock next to the journal: one driver per journal at a time.
-
-    ``flock`` is released by the kernel when its holder dies, so a SIGKILLed run never
-    leaves a stale lock behind.
-    """
-
-    def __init__(self, journal: Path) -> None:
-        self._path = journal.with_name(journal.name + ".lock")
-        self._handle: IO[bytes] | None = None
-
-    def acquire(self) -> bool:
-        try:
-            import fcntl
-        except ImportError:  # pragma: no cover - not POSIX: no lock
-            return True
-        handle = open(self._path, "ab")  # noqa: SIM115 - held until release()
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            handle.close()
-            return False
-        self._handle = handle
-        return True
-
-    def release(self) -> None:
-        if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+    #: Batches of this job found on the server and recorded instead of resubmitted.
+    batches_adopted: int = 0
+    #: Requests those batches hold (not submitted again).
+    requests_adopted: int = 0
+    #: Batches of this job found but not adoptable (input file gone, or not matching).
+    batches_not_adopted: int = 0
 
 
 class Runner:
@@ -116,7 +105,7 @@ class Runner:
     def __init__(
         self,
         client: openai.AsyncOpenAI | None,
-        journal: Journal,
+        opened: OpenedJournal,
         *,
         limits: BatchLimits,
         poll: PollPolicy,
@@ -130,20 +119,19 @@ class Runner:
         retry_backoff: float,
     ) -> None:
         self._client = client
-        self._journal = journal
+        self._opened = opened
+        self._journal = opened.journal
         self.limits = limits
         self._poll = poll
         self._sleep = sleep
         self._delete_files = delete_files
-        self._metadata = dict(metadata or {})
+        self._metadata = check_user_metadata(metadata)
         self._checkpoint = checkpoint
         self.stats = statistics
         self._spool = Path(spool_dir) if spool_dir is not None else Path(tempfile.gettempdir())
         self._list_pages = list_pages
         self._retry_backoff = retry_backoff
         self._limiter = anyio.CapacityLimiter(1)
-        self._lock = _Lock(journal.path)
-        self._locked = False
 
     # ---------------------------------------------------------------- plumbing
 
@@ -152,38 +140,46 @@ class Runner:
         return self._journal
 
     @property
+    def owner(self) -> bool:
+        """Whether this runner holds the journal's driver lock."""
+        return self._opened.owner
+
+    @property
     def client(self) -> openai.AsyncOpenAI:
         if self._client is None:
             raise TypeError("this operation needs a client")
         return self._client
 
     async def db(self, function: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run a journal call in a worker thread, one at a time (sqlite blocks)."""
-        call: Callable[[], T] = functools.partial(function, *args, **kwargs)
-        return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+        """Run a journal call in a worker thread, one at a time (sqlite blocks).
 
-    async def _step(self, name: str) -> None:
+        What SQLite raises about the file becomes a `JournalError` naming the path.
+        """
+        call: Callable[[], T] = functools.partial(function, *args, **kwargs)
+        with sqlite_errors(self._journal.path):
+            return await anyio.to_thread.run_sync(call, limiter=self._limiter)
+
+    async def synced(self) -> None:
+        """Make the journal's main file hold every commit: before any remote change.
+
+        Every upload, create, cancel and file deletion is preceded by this, so the main
+        file alone is the record wherever the server is changed (see `Journal.sync`);
+        so is handing out a batch's results.
+        """
+        await self.db(self._journal.sync)
+
+    async def step(self, name: str) -> None:
+        """Report the durable step ``name`` to the checkpoint callback, if any."""
         if self._checkpoint is not None:
             outcome = self._checkpoint(name)
             if outcome is not None:
                 await outcome
 
-    def lock(self) -> None:
-        if not self._lock.acquire():
-            raise JournalLockedError(
-                f"another process is driving {self._journal.path}; wait for it or stop it"
-            )
-        self._locked = True
-
-    def try_lock(self) -> bool:
-        self._locked = self._lock.acquire()
-        return self._locked
-
     async def aclose(self) -> None:
-        await self.db(self._journal.close)
-        self._lock.release()
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(self._opened.close, limiter=self._limiter)
 
-    async def _remote(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def remote(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``, retried on errors that waiting can cure (connection, 408/409/429/5xx).
 
         The SDK retries too (unless the client is wrapped, whose limiter does); this
@@ -210,38 +206,6 @@ class Runner:
         """Seconds before retry ``attempt`` + 1 of a remote call: 2, 4, 8 ... 30, scaled."""
         return min(2.0**attempt, 30.0) * self._retry_backoff
 
-    # ---------------------------------------------------------------- ingest
-
-    async def ingest(
-        self, requests: Iterable[object] | AsyncIterable[object], endpoint: str | None
-    ) -> int:
-        """Read every input into the journal (one transaction); returns the journal's size.
-
-        Runs before anything is uploaded, so a duplicate custom_id fails the call with
-        nothing sent.
-        """
-        journal = self._journal
-        generation = await self.db(journal.begin_ingest)
-        try:
-            page: list[Any] = []
-            position = 0
-            async for item in _aiter(requests):
-                page.append(prepare(item, position, endpoint))
-                position += 1
-                if len(page) >= _INGEST_PAGE:
-                    await self.db(journal.ingest, generation, page)
-                    page = []
-            if page:
-                await self.db(journal.ingest, generation, page)
-            total = await self.db(journal.finish_ingest, generation, complete=True)
-        except BaseException:
-            with anyio.CancelScope(shield=True):
-                await self.db(journal.abort_ingest)
-            raise
-        self.stats.ingested += position
-        await self._step("ingested")
-        return total
-
     # ---------------------------------------------------------------- submitting
 
     async def submit_ready(self) -> None:
@@ -261,7 +225,7 @@ class Runner:
                 if planned_chunk is None:
                     continue
                 planned = True
-                await self._step("planned")
+                await self.step("planned")
                 await self._submit(planned_chunk)
             if not planned:
                 return
@@ -271,13 +235,13 @@ class Runner:
         if chunk.state == "uploading":
             file_id = await self._upload(chunk)
             await self.db(journal.update_chunk, chunk.id, input_file_id=file_id, state="uploaded")
-            await self._step("uploaded")
+            await self.step("uploaded")
             chunk = await self.db(journal.chunk, chunk.id)
         if chunk.state == "creating":
             found = await self._find_batch(chunk.nonce)
             if found is not None:
                 self.stats.batches_found_by_nonce += 1
-                await self._record_batch(chunk, found)
+                await self.record_batch(chunk, found)
                 return
         if chunk.state in ("uploaded", "creating"):
             await self._create(chunk)
@@ -291,6 +255,7 @@ class Runner:
 
         try:
             await self.db(write)
+            await self.synced()
             handle: IO[bytes] = await anyio.to_thread.run_sync(path.open, "rb")
             try:
 
@@ -300,7 +265,7 @@ class Runner:
                         file=(chunk.file_name, handle, "application/jsonl"), purpose="batch"
                     )
 
-                uploaded = await self._remote(f"upload of chunk {chunk.id}", upload)
+                uploaded = await self.remote(f"upload of chunk {chunk.id}", upload)
             finally:
                 handle.close()
         finally:
@@ -313,13 +278,19 @@ class Runner:
     async def _create(self, chunk: Chunk) -> None:
         journal = self._journal
         await self.db(journal.update_chunk, chunk.id, state="creating")
-        await self._step("creating")
+        await self.step("creating")
         if chunk.input_file_id is None:
             chunk = await self.db(journal.chunk, chunk.id)
-        metadata = {**self._metadata, NONCE_KEY: chunk.nonce}
+        metadata = batch_metadata(
+            self._metadata,
+            nonce=chunk.nonce,
+            job=await self.db(journal.job_fingerprint),
+            chunk=await self.db(journal.chunk_fingerprint, chunk.id),
+        )
         # The SDK would retry a create whose answer was lost, and could start the job
         # twice: this loop retries instead, after looking for the nonce.
         creator = self.client.with_options(max_retries=0)
+        await self.synced()
         for attempt in range(1, _REMOTE_ATTEMPTS + 1):
             try:
                 batch = await creator.batches.create(
@@ -347,38 +318,49 @@ class Runner:
                 found = await self._find_batch(chunk.nonce)
                 if found is not None:
                     self.stats.batches_found_by_nonce += 1
-                    await self._record_batch(chunk, found)
+                    await self.record_batch(chunk, found)
                     return
                 logger.warning("chunk %d: create failed (%s), retrying", chunk.id, exc)
                 await self._sleep(self._backoff(attempt))
         self.stats.batches_created += 1
-        await self._step("created")
-        await self._record_batch(chunk, batch)
+        await self.step("created")
+        await self.record_batch(chunk, batch)
 
-    async def _record_batch(self, chunk: Chunk, batch: Any) -> None:
+    async def record_batch(self, chunk: Chunk, batch: Any) -> None:
+        """Record that ``chunk`` is the batch ``batch`` (just created, or found again)."""
         await self.db(
             self._journal.update_chunk,
             chunk.id,
             batch_id=str(batch.id),
+            input_file_id=str(batch.input_file_id),
             remote_status=str(batch.status),
             state="submitted",
         )
         logger.info("chunk %d: batch %s (%d requests)", chunk.id, batch.id, chunk.requests)
-        await self._step("submitted")
+        await self.step("submitted")
 
     async def _find_batch(self, nonce: str) -> Any | None:
         """The batch whose metadata carries ``nonce``, among the most recent ones."""
-        page = await self._remote("batches.list", lambda: self.client.batches.list(limit=100))
-        for _ in range(self._list_pages):
-            for batch in page.data:
+        async with contextlib.aclosing(self.list_batches()) as batches:
+            async for batch in batches:
                 metadata = batch.metadata or {}
                 if metadata.get(NONCE_KEY) == nonce:
                     return batch
-            if not page.has_next_page():
-                return None
-            current = page
-            page = await self._remote("batches.list", current.get_next_page)
         return None
+
+    async def list_batches(self) -> AsyncGenerator[Any, None]:
+        """The project's batches, newest first, up to ``list_pages`` pages of 100.
+
+        Close it when leaving early (``contextlib.aclosing``).
+        """
+        page = await self.remote("batches.list", lambda: self.client.batches.list(limit=100))
+        for number in range(1, self._list_pages + 1):
+            for batch in page.data:
+                yield batch
+            if number == self._list_pages or not page.has_next_page():
+                return
+            current = page
+            page = await self.remote("batches.list", current.get_next_page)
 
     # ---------------------------------------------------------------- polling
 
@@ -393,7 +375,7 @@ class Runner:
         for chunk in await self.db(journal.chunks, ("submitted",)):
             assert chunk.batch_id is not None
             batch_id = chunk.batch_id
-            batch = await self._remote(
+            batch = await self.remote(
                 f"retrieve {batch_id}", functools.partial(self.client.batches.retrieve, batch_id)
             )
             self.stats.polls += 1
@@ -433,7 +415,7 @@ class Runner:
             output_file_id=batch.output_file_id,
             error_file_id=batch.error_file_id,
         )
-        await self._step("collecting")
+        await self.step("collecting")
         chunk = await self.db(journal.chunk, chunk.id)
         await self.collect(chunk)
         return True
@@ -457,7 +439,8 @@ class Runner:
                 missing,
             )
         await self.db(journal.reset_failures, chunk.model)
-        await self._step("collected")
+        await self.synced()  # its results are handed out next: the main file holds them
+        await self.step("collected")
         await self._cleanup(chunk)
 
     async def _read_file(self, chunk: Chunk, batch_id: str, file_id: str) -> None:
@@ -545,6 +528,7 @@ class Runner:
         chunk = await self.db(self._journal.chunk, chunk.id)
         if chunk.files_deleted:
             return
+        await self.synced()  # the files go: the main file must hold what they said
         for file_id in (chunk.input_file_id, chunk.output_file_id, chunk.error_file_id):
             if not file_id:
                 continue
@@ -605,22 +589,32 @@ class Runner:
 
     # ---------------------------------------------------------------- status, cancel
 
-    async def refresh(self) -> None:
-        """Update the journal's view of every submitted batch, without collecting."""
-        journal = self._journal
-        for chunk in await self.db(journal.chunks, ("submitted",)):
-            batch_id = str(chunk.batch_id)
-            batch = await self._remote(
-                f"retrieve {batch_id}", functools.partial(self.client.batches.retrieve, batch_id)
-            )
-            counts = batch.request_counts
-            await self.db(
-                journal.update_chunk,
-                chunk.id,
-                remote_status=batch.status,
-                completed=counts.completed if counts is not None else 0,
-                failed=counts.failed if counts is not None else 0,
-            )
+    async def remote_view(self, state: JobStatus) -> JobStatus:
+        """``state`` with each submitted batch's status and counts as the server has them.
+
+        Only reads: the journal is left as it is (its driver records what it sees).
+        """
+        chunks = []
+        for chunk in state.chunks:
+            if chunk.state == "submitted" and chunk.batch_id is not None:
+                batch_id = chunk.batch_id
+                batch = await self.remote(
+                    f"retrieve {batch_id}",
+                    functools.partial(self.client.batches.retrieve, batch_id),
+                )
+                counts = batch.request_counts
+                chunk = dataclasses.replace(
+                    chunk,
+                    remote_status=str(batch.status),
+                    completed=counts.completed if counts is not None else 0,
+                    failed=counts.failed if counts is not None else 0,
+                )
+            chunks.append(chunk)
+        return dataclasses.replace(state, chunks=tuple(chunks))
+
+    async def reconcile(self, adopt: bool) -> None:
+        """Adopt the job's batches the journal does not know (see `_adopt.reconcile`)."""
+        await reconcile(self, adopt)
 
     async def cancel(self, *, collect: bool) -> None:
         """Cancel every batch of the job; with ``collect``, wait and collect partial output."""
@@ -632,15 +626,16 @@ class Runner:
             if chunk.state == "creating":
                 found = await self._find_batch(chunk.nonce)
                 if found is not None:
-                    await self._record_batch(chunk, found)
+                    await self.record_batch(chunk, found)
                     continue
             await self.db(journal.release_chunk, chunk.id, "abandoned")
             await self._cleanup(chunk)
+        await self.synced()
         for chunk in await self.db(journal.chunks, ("submitted",)):
             batch_id = str(chunk.batch_id)
             # A 409 means it already finished: nothing to cancel, its output is collected.
             with contextlib.suppress(openai.ConflictError):
-                await self._remote(
+                await self.remote(
                     f"cancel {batch_id}", functools.partial(self.client.batches.cancel, batch_id)
                 )
         if not collect:
@@ -659,19 +654,14 @@ class Runner:
         return await self.db(self._journal.status)
 
 
-async def _aiter(items: Iterable[object] | AsyncIterable[object]) -> AsyncIterator[object]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
-
-
 async def open_runner(
     client: openai.AsyncOpenAI | None,
     journal: BatchJob | str | os.PathLike[str],
     *,
+    requests: Iterable[Any] | AsyncIterable[Any] | None = None,
+    endpoint: str | None = None,
+    readonly: bool = False,
+    exclusive: bool = True,
     limits: BatchLimits | None = None,
     poll: PollPolicy | None = None,
     sleep: Callable[[float], Awaitable[None]] | None = None,
@@ -683,9 +673,18 @@ async def open_runner(
     list_pages: int = 10,
     retry_backoff: float = 1.0,
 ) -> Runner:
-    """Open the journal (of ``journal``, a job or a path) and build a `Runner` over it."""
+    """Open the journal (of ``journal``, a job or a path) for a job and build a `Runner`.
+
+    ``requests``, ``endpoint``, ``readonly`` and ``exclusive`` are `open_journal`'s: a
+    journal is created only from inputs; without them it must exist.
+    """
+    user_metadata = check_user_metadata(metadata)  # before anything is opened
     path = journal.journal if isinstance(journal, BatchJob) else journal
-    opened = await anyio.to_thread.run_sync(Journal, path)
+    opened = await open_journal(
+        path, requests, endpoint=endpoint, readonly=readonly, exclusive=exclusive
+    )
+    stats = statistics or BatchStatistics()
+    stats.ingested += opened.ingested
     return Runner(
         client,
         opened,
@@ -693,9 +692,9 @@ async def open_runner(
         poll=poll or AdaptivePoll(),
         sleep=sleep or anyio.sleep,
         delete_files=delete_files,
-        metadata=metadata,
+        metadata=user_metadata,
         checkpoint=checkpoint,
-        statistics=statistics or BatchStatistics(),
+        statistics=stats,
         spool_dir=spool_dir,
         list_pages=list_pages,
         retry_backoff=retry_backoff,

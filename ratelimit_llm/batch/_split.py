@@ -25,7 +25,16 @@ from typing import Any
 from .._estimate import estimate_cost
 from ._types import BatchLimits, BatchRequest, normalize_endpoint
 
-__all__ = ["PreparedRequest", "RowSize", "count_embedding_inputs", "line_prefix", "prepare", "take"]
+__all__ = [
+    "PreparedRequest",
+    "RowSize",
+    "body_hash",
+    "body_text",
+    "count_embedding_inputs",
+    "line_prefix",
+    "prepare",
+    "take",
+]
 
 #: The prefix of generated custom_ids: ``request-0``, ``request-1``, ...
 GENERATED_PREFIX = "request-"
@@ -75,6 +84,19 @@ def line_prefix(custom_id: str, endpoint: str) -> str:
     )
 
 
+def body_text(body: Mapping[str, Any]) -> str:
+    """The body as the journal stores and uploads it: compact JSON, keys sorted.
+
+    :raises TypeError: and ValueError, as ``json.dumps`` does for what JSON cannot hold.
+    """
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
+def body_hash(endpoint: str, text: str) -> str:
+    """The hash that identifies a request's endpoint and body (`body_text`)."""
+    return hashlib.sha256(f"{endpoint}\n{text}".encode()).hexdigest()
+
+
 def _unpack(item: object, endpoint: str | None) -> tuple[str | None, str, Mapping[str, Any]]:
     """``(custom_id, endpoint, body)`` of one input, whichever of the shapes it has."""
     if isinstance(item, BatchRequest):
@@ -116,11 +138,11 @@ def prepare(item: object, position: int, endpoint: str | None) -> PreparedReques
     if body.get("stream"):
         raise ValueError(f"request {custom_id!r}: the Batch API does not stream (stream=true)")
     try:
-        text = json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        text = body_text(body)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"request {custom_id!r} is not JSON-serialisable: {exc}") from None
     model = body.get("model")
-    digest = hashlib.sha256(f"{url}\n{text}".encode()).hexdigest()
+    digest = body_hash(url, text)
     estimate = estimate_cost(body, endpoint=url)
     tokens = estimate.tokens
     inputs = count_embedding_inputs(body) if url == "/v1/embeddings" else 1

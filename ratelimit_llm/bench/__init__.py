@@ -11,7 +11,14 @@ from __future__ import annotations
 from ._cli import main, run_benchmark
 from ._contenders import BareSDK, Contender, RateLimitLLM, RunContext, builtin_contenders, perform
 from ._runner import RunResult, mock_server_process, run_scenario
-from ._workload import BackgroundLoad, Call, Scenario, builtin_scenarios, ideal_seconds
+from ._workload import (
+    BackgroundLoad,
+    Call,
+    Scenario,
+    builtin_scenarios,
+    ideal_admissions,
+    ideal_seconds,
+)
 
 __all__ = [
     "BackgroundLoad",
@@ -24,6 +31,7 @@ __all__ = [
     "Scenario",
     "builtin_contenders",
     "builtin_scenarios",
+    "ideal_admissions",
     "ideal_seconds",
     "main",
     "mock_server_process",

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ._runner import RunResult
-from ._workload import Scenario
+from ._workload import Scenario, ideal_admissions
 
 __all__ = ["plot_results", "print_results", "write_json"]
 
@@ -30,12 +30,16 @@ def print_results(console: Console, scenario: Scenario, results: Sequence[RunRes
         ("efficiency", "right"),
         ("goodput", "right"),
         ("429s", "right"),
+        ("429s ≤5 s", "right"),
         ("retries", "right"),
         ("p50 / p95 s", "right"),
         ("CPU s/1k", "right"),
         ("tokens est/actual", "right"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    lanes = sorted({call.lane for call in scenario.calls if call.lane is not None})
+    for lane in lanes:
+        table.add_column(f"{lane} p95 s", justify="right")
     for result in results:
         if result.skipped:
             table.add_row(result.contender, f"[dim]skipped: {result.skipped}[/dim]")
@@ -56,12 +60,18 @@ def print_results(console: Console, scenario: Scenario, results: Sequence[RunRes
             f"{result.efficiency:.2f}",
             f"{result.goodput:.2f} {result.binding}",
             _count(result.server_429s),
+            _count(result.server_429s_first5),
             _count(result.server_retries),
             f"{result.latency_p50:.2f} / {result.latency_p95:.2f}",
             f"{result.cpu_seconds_per_1k:.2f}",
             accounting,
+            *(_seconds(result.lane_latency_p95.get(lane)) for lane in lanes),
         )
     console.print(table)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _count(value: int) -> str:
@@ -92,7 +102,12 @@ def write_json(path: Path, scenarios: Sequence[Scenario], results: Sequence[RunR
 
 
 def plot_results(path: Path, scenarios: Sequence[Scenario], results: Sequence[RunResult]) -> None:
-    """Admitted throughput over time against the limit line, one panel per scenario."""
+    """Who keeps up and who stalls, at a glance; and a summary per contender.
+
+    One panel per scenario: calls completed so far against time, each contender's line
+    beside the fastest the server's limits allow (dashed). Below them, two bar charts:
+    efficiency, and the 429s the server counted, per scenario and contender.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -101,31 +116,78 @@ def plot_results(path: Path, scenarios: Sequence[Scenario], results: Sequence[Ru
     shown = [s for s in scenarios if any(r.scenario == s.name and not r.skipped for r in results)]
     if not shown:
         return
-    columns = 2 if len(shown) > 1 else 1
+    contenders = list(dict.fromkeys(r.contender for r in results))
+    colours = {name: f"C{index % 10}" for index, name in enumerate(contenders)}
+    columns = min(4, len(shown))
     rows = (len(shown) + columns - 1) // columns
-    figure, axes = plt.subplots(rows, columns, figsize=(6.5 * columns, 3.0 * rows), squeeze=False)
-    for ax, scenario in zip(axes.flat, shown, strict=False):
-        limits = scenario.server.limits
-        runs = [r for r in results if r.scenario == scenario.name and not r.skipped]
-        by_tokens = bool(runs) and runs[0].binding == "tokens"
-        keys = len(scenario.keys)
-        rate = keys * ((limits.tpm or 0) if by_tokens else (limits.rpm or 0)) / 60.0
-        for run in runs:
-            # The server lists only seconds in which something happened: fill the gaps.
-            admitted = {s: (t if by_tokens else a) for s, a, t in run.timeline}
-            last = max(admitted, default=0)
-            seconds = list(range(last + 1))
-            ax.plot(seconds, [admitted.get(s, 0) for s in seconds], label=run.contender, lw=1.2)
-        ax.axhline(rate, color="black", linestyle="--", linewidth=1, label="limit (refill rate)")
-        # The opening burst (a whole minute's capacity at once) would dwarf the steady
-        # state, which is what the plot is about: it is clipped at three times the rate.
-        ax.set_ylim(0, 3 * rate)
-        ax.set_title(f"{scenario.name} (opening burst clipped)", fontsize=10)
-        ax.set_xlabel("second of the run")
-        ax.set_ylabel("admitted tokens/s" if by_tokens else "admitted requests/s")
-        ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(shown) :]:
-        ax.set_visible(False)
+    figure = plt.figure(figsize=(4.2 * columns, 3.0 * rows + 3.4))
+    grid = figure.add_gridspec(rows + 1, columns, height_ratios=[3.0] * rows + [3.4])
+    for index, scenario in enumerate(shown):
+        ax = figure.add_subplot(grid[index // columns, index % columns])
+        ideal = ideal_admissions(scenario)
+        ax.step(
+            ideal,
+            range(1, len(ideal) + 1),
+            where="post",
+            color="black",
+            linestyle="--",
+            linewidth=1.2,
+            label="fastest the limits allow",
+        )
+        end = max(ideal, default=0.0)
+        for run in results:
+            if run.scenario != scenario.name or run.skipped:
+                continue
+            times = run.finish_times
+            ax.step(
+                [0.0, *times],
+                range(len(times) + 1),
+                where="post",
+                linewidth=1.3,
+                color=colours[run.contender],
+                label=run.contender,
+            )
+            end = max(end, times[-1] if times else 0.0)
+        ax.set_xlim(0, end * 1.05 if end else 1)
+        ax.set_ylim(0, len(scenario.calls) * 1.05)
+        ax.set_title(scenario.name, fontsize=10)
+        ax.set_xlabel("seconds", fontsize=8)
+        ax.set_ylabel("calls completed", fontsize=8)
+        ax.tick_params(labelsize=7)
+        if index == 0:
+            ax.legend(fontsize=6, loc="lower right")
+    names = [s.name for s in shown]
+    ran = {(r.scenario, r.contender): r for r in results if not r.skipped}
+    efficiency = {key: r.efficiency for key, r in ran.items()}
+    refusals = {key: float(r.server_429s) for key, r in ran.items()}
+    half = max(1, columns // 2)
+    left = figure.add_subplot(grid[rows, 0:half])
+    _bars(left, "efficiency (1.0 = as fast as the limits allow)", names, colours, efficiency)
+    left.set_ylim(0, 1.05)
+    left.legend(fontsize=6, ncol=2)
+    if columns > 1:
+        right = figure.add_subplot(grid[rows, half:columns])
+        _bars(right, "429s counted by the server", names, colours, refusals)
+        right.set_yscale("symlog", linthresh=1)
     figure.tight_layout()
     figure.savefig(path, dpi=90)
     plt.close(figure)
+
+
+def _bars(
+    ax: Any,
+    title: str,
+    scenarios: Sequence[str],
+    colours: dict[str, str],
+    values: dict[tuple[str, str], float],
+) -> None:
+    """Grouped bars: one group per scenario, one bar per contender that ran it."""
+    width = 0.8 / max(1, len(colours))
+    for offset, (contender, colour) in enumerate(colours.items()):
+        xs = [i + offset * width for i in range(len(scenarios))]
+        heights = [values.get((name, contender), 0.0) for name in scenarios]
+        ax.bar(xs, heights, width=width, color=colour, label=contender)
+    ax.set_xticks([i + width * (len(colours) - 1) / 2 for i in range(len(scenarios))])
+    ax.set_xticklabels(scenarios, rotation=30, ha="right", fontsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    ax.set_title(title, fontsize=9)

@@ -131,6 +131,9 @@ def create_app(
         ),
         Route("/openai/deployments/{deployment}/embeddings", azure("embeddings"), methods=["POST"]),
         Route("/openai/deployments/{deployment}/responses", azure("responses"), methods=["POST"]),
+        # The SDK's AsyncAzureOpenAI sends the Responses API here, with or without
+        # azure_deployment (responses are not a per-deployment route); the model is the body's.
+        Route("/openai/responses", api("responses"), methods=["POST"]),
         Route("/openai/v1/chat/completions", api("chat.completions"), methods=["POST"]),
         Route("/openai/v1/responses", api("responses"), methods=["POST"]),
         Route("/openai/v1/embeddings", api("embeddings"), methods=["POST"]),

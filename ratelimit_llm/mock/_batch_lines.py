@@ -26,8 +26,8 @@ from ._render import (
     chat_usage,
     dumps,
     embedding_response,
-    response_message,
     response_object,
+    response_output,
     response_usage,
 )
 from ._requests import ParsedRequest, parse_chat, parse_embeddings, parse_responses
@@ -269,31 +269,33 @@ class LineRenderer:
             return embedding_response(parsed.model, vectors, prompt), prompt, 0
         choices = generate_choices(parsed, output, rng)
         if self._kind == "chat.completions":
-            completion = sum(len(pieces) for pieces, _ in choices)
+            completion = sum(choice.tokens for choice in choices)
             body = chat_completion(
                 id_=_hex_id(rng, "chatcmpl-", 24),
                 created=created,
                 model=parsed.model,
-                choices=[("".join(pieces), finish) for pieces, finish in choices],
+                choices=choices,
                 usage=chat_usage(prompt, completion),
             )
             return body, prompt, completion
-        pieces, finish = choices[0]
-        incomplete = finish == "length"
+        choice = choices[0]
+        incomplete = choice.finish == "length"
         status = "incomplete" if incomplete else "completed"
-        item = response_message(_hex_id(rng, "msg_", 32), "".join(pieces), status)
+        prefix = "fc_" if choice.tool_calls else "msg_"
+        items = response_output(_hex_id(rng, prefix, 32), choice, status)
         body = response_object(
             id_=_hex_id(rng, "resp_", 32),
             created=created,
             model=parsed.model,
             status=status,
-            output=[item],
-            usage=response_usage(prompt, len(pieces)),
+            output=items,
+            usage=response_usage(prompt, choice.tokens),
             max_output_tokens=parsed.max_output,
             instructions=parsed.instructions,
             incomplete=incomplete,
+            echo=parsed.reply.echo,
         )
-        return body, prompt, len(pieces)
+        return body, prompt, choice.tokens
 
 
 def _hex_id(rng: random.Random, prefix: str, digits: int) -> str:

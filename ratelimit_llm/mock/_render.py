@@ -11,20 +11,29 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ._replies import Choice, ToolCall
+
 __all__ = [
     "ChatChunks",
     "chat_completion",
+    "chat_message",
     "chat_usage",
     "dumps",
     "embedding_response",
     "model_object",
     "response_event",
+    "response_function_call",
     "response_message",
     "response_object",
+    "response_output",
     "response_usage",
 ]
 
 _FINGERPRINT = "fp_mock0001"
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def dumps(value: Any) -> bytes:
@@ -47,10 +56,33 @@ def chat_usage(prompt: int, completion: int) -> dict[str, Any]:
     }
 
 
+def chat_message(choice: Choice) -> dict[str, Any]:
+    """The assistant ``message`` of one choice: its text, or its tool (or function) call."""
+    message: dict[str, Any] = {
+        "role": "assistant",
+        "content": None if choice.tool_calls else choice.text,
+        "refusal": None,
+        "annotations": [],
+    }
+    if choice.legacy:
+        call = choice.tool_calls[0]
+        message["function_call"] = {"name": call.name, "arguments": call.arguments}
+    elif choice.tool_calls:
+        message["tool_calls"] = [
+            {
+                "id": call.call_id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": call.arguments},
+            }
+            for call in choice.tool_calls
+        ]
+    return message
+
+
 def chat_completion(
-    *, id_: str, created: int, model: str, choices: list[tuple[str, str]], usage: dict[str, Any]
+    *, id_: str, created: int, model: str, choices: list[Choice], usage: dict[str, Any]
 ) -> dict[str, Any]:
-    """A ``chat.completion`` object; ``choices`` are ``(text, finish_reason)`` pairs."""
+    """A ``chat.completion`` object, one entry per choice."""
     return {
         "id": id_,
         "object": "chat.completion",
@@ -59,16 +91,11 @@ def chat_completion(
         "choices": [
             {
                 "index": index,
-                "message": {
-                    "role": "assistant",
-                    "content": text,
-                    "refusal": None,
-                    "annotations": [],
-                },
+                "message": chat_message(choice),
                 "logprobs": None,
-                "finish_reason": finish,
+                "finish_reason": choice.finish,
             }
-            for index, (text, finish) in enumerate(choices)
+            for index, choice in enumerate(choices)
         ],
         "usage": usage,
         "service_tier": "default",
@@ -87,9 +114,32 @@ class ChatChunks:
         self._head = "data: " + head
         self._tail = (',"usage":null}' if include_usage else "}") + "\n\n"
 
-    def role(self, index: int) -> bytes:
-        """The first chunk of a choice: the role and empty content."""
-        return self._choice(index, '{"role":"assistant","content":"","refusal":null}', "null")
+    def role(self, index: int, *, calls: bool = False) -> bytes:
+        """The first chunk of a choice: the role, and empty content (null before calls)."""
+        content = "null" if calls else '""'
+        return self._choice(
+            index, '{"role":"assistant","content":' + content + ',"refusal":null}', "null"
+        )
+
+    def tool_call(self, index: int, position: int, call: ToolCall, piece: str) -> bytes:
+        """The chunk that opens a tool call: its id, name and first piece of arguments."""
+        head = {
+            "index": position,
+            "id": call.call_id,
+            "type": "function",
+            "function": {"name": call.name, "arguments": piece},
+        }
+        return self._choice(index, '{"tool_calls":[' + _compact(head) + "]}", "null")
+
+    def arguments(self, index: int, position: int, piece: str) -> bytes:
+        """A further piece of a tool call's arguments."""
+        delta = {"tool_calls": [{"index": position, "function": {"arguments": piece}}]}
+        return self._choice(index, _compact(delta), "null")
+
+    def function_call(self, index: int, call: ToolCall, piece: str, *, first: bool) -> bytes:
+        """A piece of a legacy ``function_call`` (the first one carries the name)."""
+        body = {"name": call.name, "arguments": piece} if first else {"arguments": piece}
+        return self._choice(index, _compact({"function_call": body}), "null")
 
     def content(self, index: int, piece: str) -> bytes:
         return self._choice(
@@ -127,6 +177,25 @@ def response_usage(prompt: int, output: int) -> dict[str, Any]:
     }
 
 
+def response_function_call(item_id: str, call: ToolCall, status: str) -> dict[str, Any]:
+    """A ``function_call`` output item (its arguments empty while ``in_progress``)."""
+    return {
+        "id": item_id,
+        "type": "function_call",
+        "status": status,
+        "call_id": call.call_id,
+        "name": call.name,
+        "arguments": call.arguments if status != "in_progress" else "",
+    }
+
+
+def response_output(item_id: str, choice: Choice, status: str) -> list[dict[str, Any]]:
+    """The output items of one answer: a message, or its function calls."""
+    if choice.tool_calls:
+        return [response_function_call(item_id, call, status) for call in choice.tool_calls]
+    return [response_message(item_id, choice.text, status)]
+
+
 def response_message(item_id: str, text: str, status: str) -> dict[str, Any]:
     """The assistant ``message`` output item holding one ``output_text`` part."""
     content = (
@@ -154,9 +223,14 @@ def response_object(
     max_output_tokens: int | None,
     instructions: str | None,
     incomplete: bool = False,
+    echo: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A ``response`` object (``POST /v1/responses`` and the stream's lifecycle events)."""
-    return {
+    """A ``response`` object (``POST /v1/responses`` and the stream's lifecycle events).
+
+    ``echo`` overrides the request settings it repeats (``text``, ``tools``,
+    ``tool_choice``), as the real API repeats what it was sent.
+    """
+    body = {
         "id": id_,
         "object": "response",
         "created_at": created,
@@ -182,6 +256,9 @@ def response_object(
         "user": None,
         "metadata": {},
     }
+    if echo:
+        body.update(echo)
+    return body
 
 
 def response_event(event: str, sequence: int, payload: dict[str, Any]) -> bytes:

@@ -2,7 +2,8 @@
 
 The mock does not model every parameter, only the ones that change what the server
 charges or emits (model, prompt text, ``n``, the output cap, streaming, embedding
-inputs). Everything else is accepted and ignored, as a lenient server would.
+inputs, and the tools and JSON schemas that decide the kind of answer, see
+``_structured.py``). Everything else is accepted and ignored, as a lenient server would.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from ._accounting import ChargeRequest, count_tokens
 from ._errors import BadRequest
+from ._structured import ReplyPlan, chat_reply, responses_reply
 
 __all__ = ["ParsedRequest", "parse_chat", "parse_embeddings", "parse_responses"]
 
@@ -20,6 +22,9 @@ __all__ = ["ParsedRequest", "parse_chat", "parse_embeddings", "parse_responses"]
 _PER_MESSAGE = 3
 _PER_REPLY = 3
 _MAX_N = 128
+# The keys of a message or input item whose strings the model reads: content, names and
+# the assistant's earlier calls (``tool_calls[].function.name`` and ``arguments``).
+_TEXT_KEYS = ("text", "content", "output", "arguments", "name", "function", "tool_calls")
 _BAD_INPUT = "Invalid 'input': expected a string, an array of strings, or an array of token arrays."
 
 
@@ -40,6 +45,8 @@ class ParsedRequest:
     dimensions: int | None = None
     encoding_format: str = "float"
     instructions: str | None = None
+    #: Prose, JSON for a schema, or a tool call (chat and responses only).
+    reply: ReplyPlan = field(default_factory=ReplyPlan)
 
     def charge_request(self, default_max_output: int) -> ChargeRequest:
         """The facts the charge rule sees (the server's view before tokenizing)."""
@@ -134,7 +141,7 @@ def _collect_text(value: Any, out: list[str], depth: int = 0) -> None:
         for item in value:
             _collect_text(item, out, depth + 1)
     elif isinstance(value, dict):
-        for name in ("text", "content", "output", "arguments"):
+        for name in _TEXT_KEYS:
             if name in value:
                 _collect_text(value[name], out, depth + 1)
 
@@ -162,7 +169,8 @@ def parse_chat(body: dict[str, Any]) -> ParsedRequest:
                 "messages",
                 "invalid_value",
             )
-        _collect_text(message.get("content"), texts)
+        _collect_text(message, texts)
+    reply, extra = chat_reply(body, messages, texts)
     stream, include_usage = _stream(body)
     output = _positive(body, "max_completion_tokens")
     if output is None:
@@ -175,8 +183,9 @@ def parse_chat(body: dict[str, Any]) -> ParsedRequest:
         n=_positive(body, "n", maximum=_MAX_N) or 1,
         best_of=_positive(body, "best_of", maximum=_MAX_N) or 1,
         max_output=output,
-        texts=texts,
+        texts=texts + extra,
         messages=len(messages),
+        reply=reply,
     )
 
 
@@ -205,15 +214,17 @@ def parse_responses(body: dict[str, Any]) -> ParsedRequest:
         messages += 1
     else:
         instructions = None
+    reply, extra = responses_reply(body, raw_input, texts)
     stream, _ = _stream(body)
     return ParsedRequest(
         endpoint="responses",
         model=model,
         stream=stream,
         max_output=_positive(body, "max_output_tokens"),
-        texts=texts,
+        texts=texts + extra,
         messages=messages,
         instructions=instructions,
+        reply=reply,
     )
 
 

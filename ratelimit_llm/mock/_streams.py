@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TypeAlias
+from typing import Any
 
 from ._errors import SERVER_ERROR, error_body
 from ._render import (
@@ -18,15 +18,15 @@ from ._render import (
     chat_usage,
     dumps,
     response_event,
+    response_function_call,
     response_message,
     response_object,
+    response_output,
     response_usage,
 )
+from ._replies import Choice, Choices
 
 __all__ = ["Choices", "StreamPlan", "chat_frames", "paced", "response_frames"]
-
-#: Each choice's one-token pieces and its finish reason.
-Choices: TypeAlias = list[tuple[list[str], str]]
 
 # Shorter waits are merged with the next ones: sleeping per token would cost more than the
 # precision is worth, and a batch of frames is what a real stream delivers anyway.
@@ -46,6 +46,22 @@ class StreamPlan:
     choices: Choices
     cut_at: int = -1
     error: bool = False
+    #: The request settings a Responses stream's ``response`` objects repeat.
+    echo: dict[str, Any] | None = None
+
+
+def _chat_tokens(chunks: ChatChunks, index: int, choice: Choice) -> Iterator[bytes]:
+    """One frame per output token of a choice: text pieces, or tool-call argument pieces."""
+    for piece in choice.pieces:
+        yield chunks.content(index, piece)
+    for position, call in enumerate(choice.tool_calls):
+        for number, piece in enumerate(call.pieces):
+            if choice.legacy:
+                yield chunks.function_call(index, call, piece, first=number == 0)
+            elif number == 0:
+                yield chunks.tool_call(index, position, call, piece)
+            else:
+                yield chunks.arguments(index, position, piece)
 
 
 def chat_frames(
@@ -56,14 +72,18 @@ def chat_frames(
         id_=id_, created=plan.created, model=plan.model, include_usage=include_usage
     )
     choices = plan.choices
-    out = [chunks.role(index) for index in range(len(choices))]
-    longest = max(len(pieces) for pieces, _ in choices)
+    out = [
+        chunks.role(index, calls=bool(choice.tool_calls)) for index, choice in enumerate(choices)
+    ]
+    tokens = [_chat_tokens(chunks, index, choice) for index, choice in enumerate(choices)]
+    longest = max(choice.tokens for choice in choices)
     for step in range(longest):
         if step == plan.cut_at:
             break
-        for index, (pieces, _) in enumerate(choices):
-            if step < len(pieces):
-                out.append(chunks.content(index, pieces[step]))
+        for frames in tokens:
+            frame = next(frames, None)
+            if frame is not None:
+                out.append(frame)
                 emitted[0] += 1
         yield out
         out = []
@@ -72,7 +92,7 @@ def chat_frames(
             out.append(b"data: " + dumps(error_body(SERVER_ERROR, "server_error")) + b"\n\n")
         yield out
         return
-    out.extend(chunks.finish(index, finish) for index, (_, finish) in enumerate(choices))
+    out.extend(chunks.finish(index, choice.finish) for index, choice in enumerate(choices))
     if include_usage:
         out.append(chunks.usage(chat_usage(plan.prompt_tokens, emitted[0])))
     out.append(_DONE)
@@ -88,8 +108,13 @@ def response_frames(
     instructions: str | None,
     emitted: list[int],
 ) -> Iterator[list[bytes]]:
-    """Responses API event steps, ``response.created`` to ``response.completed``."""
-    pieces, finish = plan.choices[0]
+    """Responses API event steps, ``response.created`` to ``response.completed``.
+
+    A text answer is one ``message`` item with one ``output_text`` part; a tool call is
+    one ``function_call`` item whose arguments arrive as
+    ``response.function_call_arguments.delta`` events.
+    """
+    choice = plan.choices[0]
     sequence = 0
 
     def event(name: str, payload: dict[str, Any]) -> bytes:
@@ -111,24 +136,33 @@ def response_frames(
             max_output_tokens=max_output_tokens,
             instructions=instructions,
             incomplete=status == "incomplete",
+            echo=plan.echo,
         )
 
-    where = {"item_id": item_id, "output_index": 0, "content_index": 0}
-    empty_part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
     started = response("in_progress", [], None)
     out = [
         event("response.created", {"response": started}),
         event("response.in_progress", {"response": started}),
-        event(
-            "response.output_item.added",
-            {"output_index": 0, "item": response_message(item_id, "", "in_progress")},
-        ),
-        event("response.content_part.added", {**where, "part": empty_part}),
     ]
+    call = choice.tool_calls[0] if choice.tool_calls else None
+    where: dict[str, Any]
+    if call is not None:
+        where = {"item_id": item_id, "output_index": 0}
+        opened = response_function_call(item_id, call, "in_progress")
+        out.append(event("response.output_item.added", {"output_index": 0, "item": opened}))
+        pieces, delta_event = call.pieces, "response.function_call_arguments.delta"
+    else:
+        where = {"item_id": item_id, "output_index": 0, "content_index": 0}
+        empty_part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        opened = response_message(item_id, "", "in_progress")
+        out.append(event("response.output_item.added", {"output_index": 0, "item": opened}))
+        out.append(event("response.content_part.added", {**where, "part": empty_part}))
+        pieces, delta_event = choice.pieces, "response.output_text.delta"
+    extra: dict[str, Any] = {} if call is not None else {"logprobs": []}
     for step, piece in enumerate(pieces):
         if step == plan.cut_at:
             break
-        out.append(event("response.output_text.delta", {**where, "delta": piece, "logprobs": []}))
+        out.append(event(delta_event, {**where, "delta": piece, **extra}))
         emitted[0] += 1
         yield out
         out = []
@@ -139,15 +173,20 @@ def response_frames(
             out.append(event("error", {**details, **error_body(SERVER_ERROR, "server_error")}))
         yield out
         return
-    text = "".join(pieces)
-    status = "incomplete" if finish == "length" else "completed"
-    item = response_message(item_id, text, status)
+    status = "incomplete" if choice.finish == "length" else "completed"
+    (item,) = response_output(item_id, choice, status)
     usage = response_usage(plan.prompt_tokens, emitted[0])
     final = "response.incomplete" if status == "incomplete" else "response.completed"
+    if call is not None:
+        done = {**where, "name": call.name, "arguments": call.arguments}
+        out.append(event("response.function_call_arguments.done", done))
+    else:
+        out.append(
+            event("response.output_text.done", {**where, "text": choice.text, "logprobs": []})
+        )
+        out.append(event("response.content_part.done", {**where, "part": item["content"][0]}))
     out.extend(
         [
-            event("response.output_text.done", {**where, "text": text, "logprobs": []}),
-            event("response.content_part.done", {**where, "part": item["content"][0]}),
             event("response.output_item.done", {"output_index": 0, "item": item}),
             event(final, {"response": response(status, [item], usage)}),
         ]

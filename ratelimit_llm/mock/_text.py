@@ -14,9 +14,17 @@ import base64
 import hashlib
 import math
 import random
+import re
 import sys
 
-__all__ = ["embedding_vector", "encode_embedding", "fake_pieces", "request_rng"]
+__all__ = [
+    "embedding_vector",
+    "encode_embedding",
+    "fake_pieces",
+    "fake_words",
+    "request_rng",
+    "token_pieces",
+]
 
 # Common short English words: each is one token to the mock tokenizer.
 _WORDS = (
@@ -42,6 +50,8 @@ _VOCABULARY: tuple[str, ...] = tuple(
     word for word in _WORDS.split() if len(word) <= 6 and word.isalpha()
 )
 _PUNCTUATION_ODDS = 0.12
+# One token of the mock's tokenizer (``_accounting._TOKEN``) with the blanks before it.
+_PIECE = re.compile(r"\s*(?:\w{1,6}|[^\w\s])")
 
 
 def request_rng(seed: int, *parts: bytes) -> random.Random:
@@ -73,6 +83,27 @@ def fake_pieces(rng: random.Random, count: int) -> list[str]:
             capital = False
         pieces.append(word if index == 0 else " " + word)
         previous_word = True
+    return pieces
+
+
+def fake_words(rng: random.Random, count: int) -> str:
+    """``count`` lower-case words separated by spaces (one token each)."""
+    words = _VOCABULARY
+    return " ".join(words[int(rng.random() * len(words))] for _ in range(count))
+
+
+def token_pieces(text: str) -> list[str]:
+    """Split ``text`` into one-token pieces that join back into ``text`` exactly.
+
+    Structured answers (JSON) are not drawn piece by piece like prose, so they are cut
+    here: each piece is one token of the mock's tokenizer and the blanks before it, the
+    last one also takes any trailing blanks. A stream sends one piece per chunk and
+    ``usage`` counts one token per piece, as for prose.
+    """
+    pieces: list[str] = _PIECE.findall(text)
+    consumed = sum(len(piece) for piece in pieces)
+    if consumed < len(text) and pieces:
+        pieces[-1] += text[consumed:]
     return pieces
 
 

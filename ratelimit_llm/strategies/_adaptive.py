@@ -19,12 +19,32 @@ learned from refusals, slow start) is the `Learner`'s, applied whatever strategy
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 
 from .._classify import RETRYABLE_KINDS, ErrorKind
-from .._strategy import Attempt, Decision, Strategy
+from .._strategy import Attempt, Decision, Strategy, retry_kind
 from .._validate import check_int, check_number
 
-__all__ = ["AdaptiveBackoff"]
+__all__ = ["RETRY_BUDGETS", "AdaptiveBackoff"]
+
+#: How many times one call is retried for each kind of failure, by default. Throttling
+#: is cheap to retry (the server names its wait and the bucket honours it); too many
+#: calls in flight clears as soon as one finishes; an overloaded or failing server and a
+#: broken connection get the SDK's cookbook budget; quota and a request too large are
+#: never cured by waiting.
+RETRY_BUDGETS: Mapping[str, int] = {
+    "throttling": 8,
+    "concurrency": 10,
+    "overload": 5,
+    "flex": 5,
+    "connection": 5,
+    "quota": 0,
+    "too_large": 0,
+}
+
+
+# A refused credential or a malformed request: no budget makes retrying them right.
+_NEVER = frozenset({ErrorKind.AUTHENTICATION, ErrorKind.CLIENT_ERROR})
 
 
 class AdaptiveBackoff(Strategy):
@@ -47,10 +67,11 @@ class AdaptiveBackoff(Strategy):
       ``slow_down``, 5xx, 408, 409, a connection error) with a named wait: retry after
       exactly that wait; without one: after ``rng.uniform(0, min(cap, base * 2**(n-1)))``
       seconds, ``n`` being the number of the attempt that failed.
-    * give up once ``max_attempts`` attempts were made, or when the next attempt would
-      begin more than ``max_elapsed`` seconds after the first (so a named wait longer
-      than the budget, or an absurd one, gives the call up at once with the server's
-      answer).
+    * give up once the call's retries for that kind of failure reach their budget
+      (``retries``, see `RETRY_BUDGETS`), ``max_attempts`` attempts were made in all, or
+      the next attempt would begin more than ``max_elapsed`` seconds after the first (so
+      a named wait longer than the budget, or an absurd one, gives the call up at once
+      with the server's answer).
 
     Every strategy is followed by a default ``AdaptiveBackoff()`` unless the composition
     already has one (a composition decides nothing about retries otherwise); pass
@@ -58,8 +79,14 @@ class AdaptiveBackoff(Strategy):
 
     Defaults, and why:
 
-    :param max_attempts: 6 attempts in all (the first and five retries), as the OpenAI
-        cookbook's ``stop_after_attempt(6)``. ``None``: no limit on the count.
+    :param retries: retries per kind of failure, merged over `RETRY_BUDGETS`: kinds
+        ``"throttling"`` (429 rate limits, OpenRouter's budget waits), ``"concurrency"``
+        (too many calls in flight), ``"overload"`` (5xx, 503 overloaded and slow_down,
+        408, 409), ``"flex"`` (flex capacity), ``"connection"`` (no answer at all),
+        ``"quota"`` and ``"too_large"`` (0: never). Each kind is counted on its own, in
+        `RouteStatistics.retries_by_kind` too.
+    :param max_attempts: attempts in all, whatever the kinds; ``None`` (the default)
+        leaves it to the per-kind budgets and ``max_elapsed``.
     :param max_elapsed: 300 s: five full per-minute windows, time for any per-minute
         limit to refill several times over; a call still failing after that is better
         handed back. ``None``: no limit on time. One of the two bounds must be set:
@@ -79,14 +106,26 @@ class AdaptiveBackoff(Strategy):
     def __init__(
         self,
         *,
-        max_attempts: int | None = 6,
+        retries: Mapping[str, int] | None = None,
+        max_attempts: int | None = None,
         max_elapsed: float | None = 300.0,
         base: float = 0.5,
         cap: float = 30.0,
         rng: random.Random | None = None,
     ) -> None:
-        if max_attempts is None and max_elapsed is None:
-            raise ValueError("set max_attempts or max_elapsed (or both): retries need a bound")
+        budgets = dict(RETRY_BUDGETS)
+        if retries is not None:
+            if not isinstance(retries, Mapping):
+                kind = type(retries).__name__
+                raise TypeError(f"AdaptiveBackoff.retries must be a mapping, got {kind}")
+            for name, count in retries.items():
+                if name not in RETRY_BUDGETS:
+                    raise ValueError(
+                        f"AdaptiveBackoff.retries: unknown kind {name!r}; "
+                        f"expected one of {sorted(RETRY_BUDGETS)}"
+                    )
+                budgets[name] = check_int(f"AdaptiveBackoff.retries[{name!r}]", count, low=0)
+        self.retries: Mapping[str, int] = budgets
         if max_attempts is not None:
             check_int("AdaptiveBackoff.max_attempts", max_attempts, low=1)
         self.max_attempts = max_attempts
@@ -114,7 +153,10 @@ class AdaptiveBackoff(Strategy):
                 return None  # nothing failed (a 1xx/3xx), or not ours to retry
             return self._backoff(attempt, f"connection error ({type(exception).__name__})")
         label = f"{error.kind.value} ({error.status})"
-        if error.kind not in RETRYABLE_KINDS or not error.retryable:
+        kind = retry_kind(error)
+        if error.kind in _NEVER or (self.retries[kind] == 0 and error.kind not in RETRYABLE_KINDS):
+            return Decision.give_up(reason=f"{label}: final")
+        if error.kind in RETRYABLE_KINDS and not error.retryable:
             why = "the server said not to retry" if error.should_retry is False else "final"
             return Decision.give_up(reason=f"{label}: {why}")
         named = error.retry_after
@@ -142,6 +184,12 @@ class AdaptiveBackoff(Strategy):
         return self._bounded(attempt, delay=delay, wait=delay, reason=reason)
 
     def _bounded(self, attempt: Attempt, *, delay: float, wait: float, reason: str) -> Decision:
+        kind = retry_kind(attempt.error)
+        if attempt.retried.get(kind, 0) >= self.retries[kind]:
+            return Decision.give_up(
+                reason=f"{reason}; {attempt.retried.get(kind, 0)} {kind} retries made "
+                f"(retries[{kind!r}])"
+            )
         if self.max_attempts is not None and attempt.number >= self.max_attempts:
             return Decision.give_up(
                 reason=f"{reason}; {attempt.number} attempts made (max_attempts)"
@@ -154,7 +202,9 @@ class AdaptiveBackoff(Strategy):
         return Decision.retry(after=delay, reason=reason)
 
     def __repr__(self) -> str:
+        changed = {k: v for k, v in self.retries.items() if RETRY_BUDGETS[k] != v}
+        retries = f"retries={changed!r}, " if changed else ""
         return (
-            f"AdaptiveBackoff(max_attempts={self.max_attempts}, "
+            f"AdaptiveBackoff({retries}max_attempts={self.max_attempts}, "
             f"max_elapsed={self.max_elapsed!r}, base={self.base:g}, cap={self.cap:g})"
         )

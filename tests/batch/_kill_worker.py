@@ -7,11 +7,17 @@ with at most ``ENQUEUED_TOKENS`` estimated tokens in unfinished batches, on the 
 journal; it consumes every result and exits 0 once the job is finished. The journal is
 the record: the worker writes nothing else. Run as a script (not imported), so it is its
 own process and a SIGKILL takes nothing else down.
+
+With ``KILL_AT=STEP:N`` in the environment it SIGKILLs itself at the ``N``-th durable
+step named ``STEP`` (see `batch.Checkpoint`): a kill at an exact point, -wal and all.
 """
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,6 +46,21 @@ def requests(count: int) -> Iterator[dict[str, Any]]:
         }
 
 
+def kill_at(spec: str | None) -> batch.Checkpoint | None:
+    """A checkpoint that SIGKILLs this process at the ``N``-th step ``STEP`` (``STEP:N``)."""
+    if not spec:
+        return None
+    step, _, nth = spec.partition(":")
+    hits: Counter[str] = Counter()
+
+    def checkpoint(name: str) -> None:
+        hits[name] += 1
+        if name == step and hits[name] == int(nth or "1"):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return checkpoint
+
+
 async def drive(base_url: str, journal: Path, count: int, max_requests: int, budget: int) -> int:
     """Run the job to its end; returns how many results this run yielded."""
     seen = 0
@@ -55,6 +76,7 @@ async def drive(base_url: str, journal: Path, count: int, max_requests: int, bud
             poll=batch.FixedPoll(0.05),
             spool_dir=journal.parent,
             retry_backoff=0.05,
+            checkpoint=kill_at(os.environ.get("KILL_AT")),
         )
         async for _ in results:
             seen += 1

@@ -88,3 +88,37 @@ def test_submit_status_results_cancel(tmp_path: Path, server_url: str) -> None:
     assert stopped.returncode == 0, stopped.stderr
     offline = cli("results", "--journal", journal, "--no-wait", url=server_url)
     assert len(offline.stdout.splitlines()) == 30
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("status", "--offline"),
+        ("status",),
+        ("results", "--no-wait"),
+        ("results",),
+        ("cancel",),
+    ],
+)
+def test_a_command_on_a_missing_journal_fails_and_creates_nothing(
+    tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    journal = tmp_path / "typo.db"
+    out = tmp_path / "out.jsonl"
+    extra = ("--out", str(out)) if args[0] == "results" else ()
+    # No server: the journal is checked before any client is made or anything is sent.
+    done = cli(*args, "--journal", str(journal), *extra, url="http://127.0.0.1:9/v1")
+    assert done.returncode == 1, done.stderr
+    assert f"no journal at {journal}" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_read_only_command_on_a_damaged_journal_names_it(tmp_path: Path) -> None:
+    journal = tmp_path / "job.db"
+    journal.write_bytes(b"")
+    done = cli("status", "--offline", "--journal", str(journal), url="http://127.0.0.1:9/v1")
+    assert done.returncode == 1
+    assert f"{journal} is not a usable journal: empty (0 bytes)" in done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.db"]
+    assert journal.read_bytes() == b""

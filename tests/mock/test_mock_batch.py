@@ -584,6 +584,23 @@ async def test_list_paginates_newest_first_through_the_sdk() -> None:
 
 
 @pytest.mark.asyncio
+async def test_list_pages_carry_metadata_and_input_files_outlive_their_batch() -> None:
+    """What adoption relies on: a batch found by its metadata tells its lines by its file."""
+    async with mock(config(validation_seconds=0)) as m:
+        lines = chat_lines(4)
+        made = [await submit(m, lines, metadata={"job": "j1", "n": str(n)}) for n in range(5)]
+        m.clock.advance(10)
+        listed = [b async for b in m.client.batches.list(limit=2)]  # three pages
+        assert [b.id for b in listed] == [b.id for b in reversed(made)]
+        assert [b.metadata for b in listed] == [
+            {"job": "j1", "n": str(n)} for n in range(4, -1, -1)
+        ]
+        assert {b.status for b in listed} == {"completed"}
+        content = await m.client.files.content(listed[-1].input_file_id)
+        assert content.text == "\n".join(lines) + "\n"  # the input, byte for byte
+
+
+@pytest.mark.asyncio
 async def test_mock_batches_lists_every_batch_and_reset_forgets_them() -> None:
     async with mock(config(validation_seconds=0)) as m:
         first = await submit(m, chat_lines(3), metadata={"nonce": "one"})

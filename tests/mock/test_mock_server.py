@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx2
 import openai
 import pytest
 
-from ratelimit_llm.mock import FaultPlan, FaultRule, MockLimits, serve
+from ratelimit_llm.mock import PROFILES, FaultPlan, FaultRule, MockLimits, Profile, serve
 from ratelimit_llm.mock._cli import build_config, build_parser, main
 
 from ._support import KEY, FakeClock, instant
@@ -103,6 +106,30 @@ def test_cli_arguments_build_the_config() -> None:
     assert main(["--model-limit", "nonsense"]) == 2
 
 
+def test_cli_selects_every_profile_and_the_providers_limits() -> None:
+    for name in PROFILES:
+        config = build_config(build_parser().parse_args(["--profile", name]))
+        assert config.profile == Profile.named(name)
+    argv = [
+        *("--profile", "together", "--rpm", "0", "--tpm", "0", "--rps", "10", "--tps", "2000"),
+        *("--input-tpm", "20000", "--output-tpm", "8000"),
+        *("--concurrency", "16", "--in-flight-tokens", "5000"),
+        *("--model-limit", "deepseek-chat:concurrency=4"),
+    ]
+    config = build_config(build_parser().parse_args(argv))
+    assert config.profile.name == "together" and config.profile.header_style == "together"
+    assert config.limits == MockLimits(
+        rps=10,
+        tps=2_000,
+        input_tpm=20_000,
+        output_tpm=8_000,
+        concurrency=16,
+        in_flight_tokens=5_000,
+    )
+    assert config.model_limits["deepseek-chat"] == MockLimits(concurrency=4)
+    assert main(["--concurrency", "0"]) == 2
+
+
 def test_cli_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     assert "--tokens-per-second" in capsys.readouterr().out
@@ -136,3 +163,64 @@ def test_cli_serves_until_sigint() -> None:
                 process.wait()
         assert process.stderr is not None
         assert KEY not in process.stderr.read()
+
+
+@pytest.mark.parametrize("module", ["starlette", "uvicorn"])
+def test_mock_server_without_the_extra_says_what_to_install(module: str) -> None:
+    # A module set to None in sys.modules cannot be imported: the extra is "not installed".
+    code = (
+        f"import sys; sys.modules[{module!r}] = None; "
+        "from ratelimit_llm.cli import main; sys.exit(main(['mock-server', '--rpm', '5']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 1
+    assert f"{module} is not installed" in result.stderr
+    assert "pip install 'ratelimit-llm[mock]'" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+def test_other_missing_modules_are_not_blamed_on_the_extra(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ratelimit_llm.cli import main as cli_main
+
+    monkeypatch.setitem(sys.modules, "ratelimit_llm.mock._cli", None)
+    with pytest.raises(ModuleNotFoundError):
+        cli_main(["mock-server"])
+
+
+_DOCS = Path(__file__).resolve().parents[2] / "docs" / "mock-server.md"
+_SCRIPT = """\
+import os, openai
+client = openai.OpenAI()
+completion = client.chat.completions.create(
+    model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello"}]
+)
+print("served by", os.environ["OPENAI_BASE_URL"], completion.usage.total_tokens)
+"""
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
+def test_the_documented_shell_recipe_works(tmp_path: Path) -> None:
+    blocks = re.findall(r"```bash\n(.*?)```", _DOCS.read_text(), re.DOTALL)
+    (recipe,) = [block for block in blocks if "ratelimit-llm mock-server" in block]
+    bin_dir = Path(sys.executable).parent
+    if not (bin_dir / "ratelimit-llm").exists():  # pragma: no cover - an install without scripts
+        pytest.skip("the ratelimit-llm script is not installed next to the interpreter")
+    (tmp_path / "my_script.py").write_text(_SCRIPT)
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env.pop("OPENAI_BASE_URL", None)
+    result = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", recipe + 'wait "$MOCK_PID"\n'],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.fullmatch(r"served by http://127\.0\.0\.1:\d+/v1 \d+\n", result.stdout), result.stdout
