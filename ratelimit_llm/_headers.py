@@ -31,10 +31,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, NamedTuple, TypeAlias
+from typing import NamedTuple, TypeAlias
 
 from ._durations import parse_duration
-from ._providers import SIGNATURE_NAMES, Provider, provider_from_header_names, to_provider
+from ._providers import (
+    SIGNATURE_NAMES,
+    Provider,
+    header_pairs,
+    provider_from_header_names,
+    to_provider,
+)
 from ._types import METRICS
 
 __all__ = [
@@ -358,7 +364,7 @@ def _collect(headers: object) -> dict[str, list[str]]:
     """The values of the headers this module knows, by lower-case name, in arrival order."""
     found: dict[str, list[str]] = {}
     try:
-        for count, item in enumerate(_pairs(headers)):
+        for count, item in enumerate(header_pairs(headers)):
             if count >= _MAX_HEADERS:
                 break
             try:
@@ -380,17 +386,6 @@ def _collect(headers: object) -> dict[str, list[str]]:
     except Exception as exc:
         _log.debug("stopped reading headers: %s", type(exc).__name__)
     return found
-
-
-def _pairs(headers: object) -> Iterator[Any]:
-    # httpx's multi_items() keeps repeated headers apart; its items() would comma-join them.
-    multi_items = getattr(headers, "multi_items", None)
-    if callable(multi_items):
-        yield from multi_items()
-    elif isinstance(headers, Mapping):
-        yield from headers.items()
-    elif isinstance(headers, Iterable) and not isinstance(headers, str | bytes):
-        yield from headers
 
 
 def _as_text(value: object) -> str | None:

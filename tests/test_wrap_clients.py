@@ -18,6 +18,7 @@ import httpx
 import httpx2
 import openai
 import pytest
+from _answers import completion
 
 import ratelimit_llm
 from ratelimit_llm import AdaptiveBackoff, Limits, http_client, transport_of, wrap
@@ -27,19 +28,6 @@ pytestmark = pytest.mark.anyio
 KEY = "sk-test-clientsclientsclients0001"
 LIMITS = Limits(rpm=600, tpm=1_000_000, burst_seconds=60)
 LIBRARIES = pytest.mark.parametrize("lib", [httpx2, httpx], ids=["httpx2", "httpx"])
-
-
-def completion() -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "gpt-4o-mini",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
-    }
 
 
 class Recorder:
