@@ -47,8 +47,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ratelimit_llm import Cost, Limiter, Limits
-from ratelimit_llm.backends import LocalRedisServer, MemoryBackend, RedisBackend
+from ratelimit_llm import Cost, Limits
+from ratelimit_llm.backends import MemoryBackend, RedisBackend
+from ratelimit_llm.core import Limiter
+from ratelimit_llm.testing import LocalRedisServer
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -22,12 +22,13 @@ import math
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from .._exceptions import BackendError, BackendUnavailableError
+from .._line import DEFAULT_LANES
 from .._types import Dimension, Limits
 from .._validate import check_choice, check_int, check_number, check_type
 
@@ -174,17 +175,21 @@ class RedisBackend:
         scope: str,
         clock: Callable[[], float] | None = None,
         follow_server_limits: bool = True,
+        lanes: Mapping[str, float] = DEFAULT_LANES,
     ) -> RedisRateLimiter:
         """A limiter on quota ``scope``; ``limits`` create the quota if Redis has none.
 
         Once a quota exists in Redis its limits are Redis's (changed by `resize` and by
         the server's headers); ``clock`` is ignored, as time comes from Redis.
+        ``lanes`` are checked as in memory; Redis grants the rate FIFO across processes
+        whatever the lane, and calls in flight (``Limits(concurrency=...)``) are counted,
+        and capped, per process (see `RedisRateLimiter`).
         """
         from ._redis_limiter import RedisRateLimiter
 
         del clock  # the shared quota keeps Redis's time
         limiter = RedisRateLimiter(
-            self, limits, scope=scope, follow_server_limits=follow_server_limits
+            self, limits, scope=scope, follow_server_limits=follow_server_limits, lanes=lanes
         )
         self._limiters.add(limiter)
         return limiter

@@ -23,6 +23,15 @@ What never leaks. A caller cancelled or timed out at any point (queued, on the w
 asleep) leaves nothing taken: the round trip runs in the limiter's own task, and a
 reservation Redis made for a caller who has gone is given back when the reply arrives.
 
+What is per process. Calls in flight (``Limits(concurrency=...)``) are not a quota that
+refills with time but places that come back when a call ends, so they are counted here, by
+a memory `RateLimiter` over just those dimensions, composed in front of the shared part: a
+call first takes its place in flight in this process (waiting in its lane, as in memory),
+then its share of the rate in Redis. A concurrency cap is therefore a cap *per process*.
+Lanes are checked as in memory, but Redis grants in the order requests reach it (FIFO,
+within a process and across processes): a lane's weight orders the wait for a place in
+flight, never the shared rate.
+
 Faults (see ``docs/distributed.md`` for the guarantees and the measured figures):
 a quota lost to a restart or a flush is re-created empty and owed every reservation
 still sleeping; the local fallback's spending is debited when Redis returns; Redis's
@@ -39,7 +48,7 @@ import math
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
@@ -55,7 +64,8 @@ from .._exceptions import (
     ReservationError,
 )
 from .._interface import Mark, Reservation
-from .._limiter import LimiterStatistics, RateLimiter
+from .._limiter import LimiterStatistics, MemoryReservation, RateLimiter, Reading
+from .._line import DEFAULT_LANES, Line, check_lanes
 from .._types import Cost, Dimension, Limits
 from .._validate import check_instance, check_number, check_type
 
@@ -300,9 +310,71 @@ class RedisReservation:
         """Redis places snapshots by grant time (a known limit: ``docs/distributed.md``)."""
         return None
 
+    def finish(self) -> None:
+        """Nothing in flight is counted in Redis (places in flight are per process)."""
+        return None
+
     def __repr__(self) -> str:
         state = ("open", "settled", "released")[self._state]
         return f"<RedisReservation {self.cost!r} {state}>"
+
+
+class _HeldReservation:
+    """A reservation of a limiter that counts calls in flight: a place held in this
+    process (``held``, of the local `RateLimiter`) and a share of the rate (``shared``,
+    Redis's, or the outage fallback's). Every call reaches both; ``mark`` is theirs end
+    to end, as `RedisRateLimiter.mark` is.
+    """
+
+    __slots__ = ("cost", "held", "shared", "waited")
+
+    def __init__(self, shared: Reservation, held: MemoryReservation, waited: float) -> None:
+        self.shared = shared
+        self.held = held
+        #: The cost that was reserved.
+        self.cost = shared.cost
+        #: Seconds the reservation waited (for its place in flight, then for the rate).
+        self.waited = waited
+
+    @property
+    def mark(self) -> Mark:
+        """The shared part's mark, then the place in flight's."""
+        return (*self.shared.mark, *self.held.mark)
+
+    @property
+    def closed(self) -> bool:
+        """Whether the reservation was settled or released."""
+        return self.shared.closed
+
+    def settle(self, actual: Cost) -> None:
+        """Reconcile the shared part with ``actual``; the place in flight comes back.
+
+        :raises ReservationError: if it was already settled or released.
+        """
+        self.shared.settle(actual)
+        if not self.held.closed:
+            self.held.settle(actual)
+
+    def release(self) -> None:
+        """Give both parts back: the call was never sent.
+
+        :raises ReservationError: if it was already settled or released.
+        """
+        self.shared.release()
+        if not self.held.closed:
+            self.held.release()
+
+    def sent(self) -> None:
+        """The call leaves now (see `MemoryReservation.sent`)."""
+        self.shared.sent()
+        self.held.sent()
+
+    def finish(self) -> None:
+        """The call is over: its place in flight comes back (idempotent)."""
+        self.held.finish()
+
+    def __repr__(self) -> str:
+        return f"<RedisReservation {self.cost!r} {'closed' if self.closed else 'open'} +in flight>"
 
 
 class _Done:
@@ -320,18 +392,21 @@ _DONE = _Done()
 class _RedisAcquire:
     """What `RedisRateLimiter.acquire` returns: await it, or use it as ``async with``."""
 
-    __slots__ = ("_cost", "_limiter", "_timeout")
+    __slots__ = ("_cost", "_lane", "_limiter", "_timeout")
 
-    def __init__(self, limiter: RedisRateLimiter, cost: Cost, timeout: float | None) -> None:
+    def __init__(
+        self, limiter: RedisRateLimiter, cost: Cost, timeout: float | None, lane: str
+    ) -> None:
         self._limiter = limiter
         self._cost = cost
         self._timeout = timeout
+        self._lane = lane
 
     def __await__(self) -> Generator[Any, None, Reservation]:
-        return self._limiter._acquire(self._cost, self._timeout).__await__()
+        return self._limiter._acquire(self._cost, self._timeout, self._lane).__await__()
 
     async def __aenter__(self) -> Reservation:
-        return await self._limiter._acquire(self._cost, self._timeout)
+        return await self._limiter._acquire(self._cost, self._timeout, self._lane)
 
     def __aexit__(
         self,
@@ -352,6 +427,12 @@ class RedisRateLimiter:
     round trip, granted only if no wait is needed); corrections reach Redis in the
     background (`aclose` waits for them); `statistics` counts this process's calls, with
     the levels Redis last reported.
+
+    Calls in flight (``Limits(concurrency=...)``) are counted per process, by a memory
+    `RateLimiter` held inside (``in_flight``, ``set_concurrency``, ``finish`` are its).
+    ``lanes`` are checked as in memory and order the wait for a place in flight; the
+    shared rate is granted FIFO, within a process and across processes, whatever the
+    lane (a lane's weighted share is not enforced through Redis).
     """
 
     __slots__ = (
@@ -370,6 +451,8 @@ class RedisRateLimiter:
         "_granted_after_wait",
         "_inflight",
         "_keys",
+        "_lanes",
+        "_local",
         "_local_at",
         "_local_owed",
         "_local_waiters",
@@ -408,6 +491,7 @@ class RedisRateLimiter:
         *,
         scope: str,
         follow_server_limits: bool = True,
+        lanes: Mapping[str, float] = DEFAULT_LANES,
     ) -> None:
         check_type("scope", scope, str)
         check_type("follow_server_limits", follow_server_limits, bool)
@@ -421,7 +505,17 @@ class RedisRateLimiter:
         for dim in dims:
             if "\t" in dim.name or "\n" in dim.name:
                 raise ValueError(f"a dimension name must not hold a tab or newline: {dim.name!r}")
-        self._matcher = Bucket(dims, 0.0)  # also checks: some dimensions, unique names
+        Bucket(dims, 0.0)  # checks: some dimensions, unique names
+        self._lanes = Line(check_lanes(lanes))
+        # Calls in flight are places that come back, not a rate: counted in this process.
+        held = tuple(d for d in dims if d.holding)
+        dims = tuple(d for d in dims if not d.holding)
+        if not dims:
+            raise ValueError(
+                "limits: a Redis quota needs a rate (rpm, tpm, ...); calls in flight alone "
+                "are counted per process, by MemoryBackend"
+            )
+        self._matcher = Bucket(dims, 0.0)
         self._backend = backend
         self.scope = scope
         self._keys = list(backend.keys(scope))
@@ -474,6 +568,9 @@ class RedisRateLimiter:
         self._dropped = 0
         self._lost = 0
         self._undone = 0
+        # On this limiter's clock (Redis's time as estimated here), so the places in
+        # flight and the shared part read one time.
+        self._local = RateLimiter(held, clock=self.clock, lanes=lanes) if held else None
 
     # -- the interface: reading ----------------------------------------------------------
 
@@ -483,22 +580,40 @@ class RedisRateLimiter:
 
     @property
     def dimensions(self) -> tuple[Dimension, ...]:
-        """The dimensions with their stated limits, as Redis last reported them."""
-        return self._view.dims
+        """The dimensions with their stated limits, as Redis last reported them (then
+        those of calls in flight, counted in this process)."""
+        local = self._local
+        return self._view.dims if local is None else (*self._view.dims, *local.dimensions)
 
     def paces(self) -> dict[str, float]:
         """The limit each dimension refills at now, by name."""
         view = self._view
-        return {d.name: pace for d, pace in zip(view.dims, view.pace, strict=True)}
+        paces = {d.name: pace for d, pace in zip(view.dims, view.pace, strict=True)}
+        if self._local is not None:
+            paces.update(self._local.paces())
+        return paces
 
     def probing(self) -> tuple[str, ...]:
-        """The dimensions still slow-starting (shared by every process on the quota)."""
+        """The dimensions still slow-starting (shared by every process on the quota; calls
+        in flight, this process's)."""
         view = self._view
-        return tuple(d.name for d, p in zip(view.dims, view.probing, strict=True) if p)
+        shared = tuple(d.name for d, p in zip(view.dims, view.probing, strict=True) if p)
+        return shared if self._local is None else (*shared, *self._local.probing())
 
     def mark(self) -> Mark:
-        """The running totals taken from the quota, as Redis last reported them."""
-        return tuple(self._view.taken)
+        """The running totals taken from the quota, as Redis last reported them (then this
+        process's calls in flight)."""
+        local = self._local
+        return tuple(self._view.taken) if local is None else (*self._view.taken, *local.mark())
+
+    def in_flight(self) -> tuple[float, float] | None:
+        """Calls in flight from this process and the cap in force (a cap per process)."""
+        return None if self._local is None else self._local.in_flight()
+
+    def set_concurrency(self, limit: float) -> None:
+        """Let at most ``limit`` calls be in flight from this process from now (>= 1)."""
+        if self._local is not None:
+            self._local.set_concurrency(limit)
 
     def expected_wait(self, cost: Cost | None = None) -> float:
         """Seconds until ``cost`` would be granted, from what Redis last reported.
@@ -511,19 +626,39 @@ class RedisRateLimiter:
         if any(a > d.capacity * (1 + _EPSILON) for a, d in zip(amounts, view.dims, strict=True)):
             return math.inf
         now = self.clock()
+        held = 0.0 if self._local is None else self._local.expected_wait(cost)
         queued = [r for r in self._pending if r.state == _PENDING]
         if not queued:
-            return view.delay(amounts, now, within_depth=True)
+            return max(held, view.delay(amounts, now, within_depth=True))
         backlog = list(amounts)
         for request in queued:
             for i, amount in enumerate(request.amounts):
                 backlog[i] += amount
-        return view.delay(backlog, now, within_depth=False)
+        return max(held, view.delay(backlog, now, within_depth=False))
 
     def statistics(self) -> LimiterStatistics:
         """This process's counters, and the quota as Redis last reported it."""
         view = self._view
         names = [d.name for d in view.dims]
+        refunded = dict(zip(names, self._refunded, strict=True))
+        estimated = dict(zip(names, self._estimated, strict=True))
+        actual = dict(zip(names, self._actual, strict=True))
+        levels = dict(zip(names, view.levels(self.clock()), strict=True))
+        limits = {d.name: d.limit for d in view.dims}
+        depths = dict(zip(names, view.depth, strict=True))
+        paces = dict(zip(names, view.pace, strict=True))
+        if self._local is not None:
+            held = self._local.statistics()
+            for ours, its in (
+                (refunded, held.refunded),
+                (estimated, held.estimated),
+                (actual, held.actual),
+                (levels, held.levels),
+                (limits, held.limits),
+                (depths, held.depths),
+                (paces, held.paces),
+            ):
+                ours.update(its)
         return LimiterStatistics(
             tasks_waiting=self._waiting,
             granted=self._granted,
@@ -533,13 +668,13 @@ class RedisRateLimiter:
             settled=self._settled,
             released=self._released,
             time_waited=self._time_waited,
-            refunded=dict(zip(names, self._refunded, strict=True)),
-            estimated=dict(zip(names, self._estimated, strict=True)),
-            actual=dict(zip(names, self._actual, strict=True)),
-            levels=dict(zip(names, view.levels(self.clock()), strict=True)),
-            limits={d.name: d.limit for d in view.dims},
-            depths=dict(zip(names, view.depth, strict=True)),
-            paces=dict(zip(names, view.pace, strict=True)),
+            refunded=refunded,
+            estimated=estimated,
+            actual=actual,
+            levels=levels,
+            limits=limits,
+            depths=depths,
+            paces=paces,
             probing=self.probing(),
         )
 
@@ -555,7 +690,9 @@ class RedisRateLimiter:
 
     # -- the interface: granting ---------------------------------------------------------
 
-    def acquire(self, cost: Cost | None = None, *, timeout: float | None = None) -> _RedisAcquire:
+    def acquire(
+        self, cost: Cost | None = None, *, timeout: float | None = None, lane: str | None = None
+    ) -> _RedisAcquire:
         """Reserve ``cost`` in Redis, sleep out the wait, and return a `Reservation`.
 
         Use it as ``async with limiter.acquire(cost) as reservation:`` or
@@ -564,10 +701,16 @@ class RedisRateLimiter:
         :param timeout: give up after this many seconds, the round trip included; a
             reservation whose wait would exceed it is never made. ``0`` is a try: one
             round trip, granted only if no wait is needed.
+        :param lane: the priority lane; by default the one a surrounding
+            `ratelimit_llm.lane` block names, else ``"default"``. It orders the wait for
+            a place in flight (``Limits(concurrency=...)``), in this process; Redis
+            grants the rate FIFO whatever the lane.
         :raises CapacityExceededError: if ``cost`` is above a stated capacity.
         :raises AcquireTimeoutError: if ``timeout`` passed first (nothing is taken).
         :raises BackendUnavailableError: Redis is unreachable and the backend fails
             closed.
+        :raises ValueError: for a lane this limiter does not have.
+        :raises TypeError: for a lane that is not a string.
         """
         if cost is not None:
             check_instance("cost", cost, Cost, "a Cost or None")
@@ -577,7 +720,8 @@ class RedisRateLimiter:
             if not timeout >= 0:
                 raise ValueError(f"timeout must be >= 0 or None, got {timeout!r}")
             timeout = None if math.isinf(timeout) else float(timeout)
-        return _RedisAcquire(self, _DEFAULT_COST if cost is None else cost, timeout)
+        lane = self._lanes.check_call(lane)
+        return _RedisAcquire(self, _DEFAULT_COST if cost is None else cost, timeout, lane)
 
     def limit(
         self,
@@ -591,7 +735,7 @@ class RedisRateLimiter:
 
         return limit(self, cost, timeout=timeout, actual=actual)
 
-    async def _acquire(self, cost: Cost, patience: float | None) -> Reservation:
+    async def _acquire(self, cost: Cost, patience: float | None, lane: str) -> Reservation:
         if sniffio.current_async_library() != "asyncio":
             raise RuntimeError(
                 "the Redis backend runs on asyncio (its client is redis.asyncio); "
@@ -600,14 +744,41 @@ class RedisRateLimiter:
         loop = asyncio.get_running_loop()
         amounts = self._amounts_of(cost)
         self._check_fits(amounts)
-        deadline = None if patience is None else loop.time() + patience
+        start = loop.time()
+        deadline = None if patience is None else start + patience
         self._waiting += 1
         try:
-            if self._backend.down:
-                return await self._serve_locally(cost, amounts, deadline, patience)
-            return await self._through_redis(loop, cost, amounts, deadline, patience)
+            local = self._local
+            if local is None:
+                return await self._shared(loop, cost, amounts, deadline, patience)
+            # A place in flight first, in this process's line (lanes apply), then the
+            # shared rate: waiting for a place holds no shared capacity idle.
+            try:
+                held = await local.acquire(cost, timeout=patience, lane=lane)
+            except AcquireTimeoutError:
+                self._timed_out += 1
+                raise
+            assert isinstance(held, MemoryReservation)
+            try:
+                shared = await self._shared(loop, cost, amounts, deadline, patience)
+            except BaseException:
+                held.release()  # a timeout, a refusal, a cancel: the place comes back
+                raise
+            return _HeldReservation(shared, held, loop.time() - start)
         finally:
             self._waiting -= 1
+
+    async def _shared(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        cost: Cost,
+        amounts: tuple[float, ...],
+        deadline: float | None,
+        patience: float | None,
+    ) -> Reservation:
+        if self._backend.down:
+            return await self._serve_locally(cost, amounts, deadline, patience)
+        return await self._through_redis(loop, cost, amounts, deadline, patience)
 
     async def _through_redis(
         self,
@@ -1037,7 +1208,15 @@ class RedisRateLimiter:
         since: float | None = None,
     ) -> str | None:
         """Correct one dimension from the server's view (see `Bucket.observe`)."""
-        return self._observe([(metric, limit, remaining, window, reset)], reservation, since)[0]
+        local = self._local
+        if local is not None and any(d.metric == metric for d in local.dimensions):
+            held = reservation.held if isinstance(reservation, _HeldReservation) else None
+            return local.observe(
+                metric, limit=limit, remaining=remaining, window=window, reset=reset,
+                reservation=held, since=since,
+            )  # fmt: skip
+        reading = (metric, limit, remaining, window, reset, False)
+        return self._observe([reading], reservation, since)[0]
 
     def observe_snapshot(
         self,
@@ -1047,8 +1226,15 @@ class RedisRateLimiter:
         since: float | None = None,
     ) -> list[str]:
         """Apply every dimension of a parsed header snapshot (see `RateLimiter`)."""
-        readings = [
-            (d.metric, d.limit if d.scope == "" else None, d.remaining, d.window, d.reset)
+        readings: list[Reading] = [
+            (
+                d.metric,
+                d.limit if d.scope == "" else None,
+                d.remaining,
+                d.window,
+                d.reset,
+                d.window_known,
+            )
             for d in snapshot.dimensions
             if d.scope in ("", "project")
         ]
@@ -1056,12 +1242,15 @@ class RedisRateLimiter:
 
     def _observe(
         self,
-        readings: Sequence[tuple[str, float | None, float | None, float | None, float | None]],
+        readings: Sequence[Reading],
         reservation: Reservation | None,
         since: float | None,
     ) -> list[str | None]:
+        """Apply (metric, limit, remaining, window, reset, window_known) readings."""
         view = self._view
         marks: Mark | None = None
+        if isinstance(reservation, _HeldReservation):
+            reservation = reservation.shared
         if isinstance(reservation, RedisReservation) and reservation._limiter is self:
             # From a lifetime of the quota that was lost, a mark counts for nothing.
             marks = (
@@ -1069,13 +1258,19 @@ class RedisRateLimiter:
             )
         dims = list(view.dims)
         names: list[str | None] = []
-        for metric, limit, remaining, window, reset in readings:
-            name = self._matcher.observe(metric, now=0.0, limit=limit, window=window, resize=False)
+        for metric, limit, remaining, window, reset, window_known in readings:
+            name = self._matcher.observe(
+                metric, now=0.0, limit=limit, window=window, resize=False, window_known=window_known
+            )
             names.append(name)
             if name is None:
                 continue
             i = self._index(name)
             dim = dims[i]
+            per_own = window_known and window and limit is not None and limit > 0
+            if per_own and window and limit and not 0.5 <= dim.window / window <= 2.0:
+                # A limit per the reading's own window (see `Bucket.observe`): per ours.
+                limit = limit * dim.window / window
             resize = self._follow and limit is not None and limit > 0
             if resize and limit is not None and not math.isclose(dim.limit, limit, rel_tol=1e-6):
                 share = limit / dim.limit
@@ -1121,6 +1316,10 @@ class RedisRateLimiter:
 
     def resize(self, name: str, limit: float) -> None:
         """Set a new stated limit; sleeping callers it can no longer serve fail at once."""
+        if self._is_local(name):
+            assert self._local is not None
+            self._local.resize(name, limit)
+            return
         i = self._index(name)
         limit = check_number("limit", limit, low=0.0, low_open=True)
         view = self._view
@@ -1135,6 +1334,10 @@ class RedisRateLimiter:
 
     def set_pace(self, name: str, limit: float, cost: Cost | None = None) -> None:
         """Refill ``name`` as if its limit were ``limit`` (inferred; the stated limit stays)."""
+        if self._is_local(name):
+            assert self._local is not None
+            self._local.set_pace(name, limit, cost)
+            return
         i = self._index(name)
         limit = check_number("limit", limit, low=0.0, low_open=True)
         amount = self._amounts_of(_DEFAULT_COST if cost is None else cost)[i]
@@ -1143,6 +1346,10 @@ class RedisRateLimiter:
 
     def set_level(self, name: str, level: float) -> None:
         """Put dimension ``name`` at ``level`` now (below zero is debt)."""
+        if self._is_local(name):
+            assert self._local is not None
+            self._local.set_level(name, level)
+            return
         self._index(name)
         level = check_number("level", level)
         self._queue_op("level", name, repr(level))
@@ -1150,13 +1357,20 @@ class RedisRateLimiter:
     def answered(self) -> None:
         """The server answered a call: slow start's pause ends (for every process)."""
         self._queue_op("answer")
+        if self._local is not None:
+            self._local.answered()
 
     def grow(self, reservation: Reservation, *, factor: float = 2.0) -> tuple[str, ...]:
         """The call of ``reservation`` was answered without refusal: open slow start.
 
         Redis decides from its own probe; the names returned are those this process
-        expects to grow from what Redis last reported.
+        expects to grow from what Redis last reported (then the calls in flight that grew
+        here).
         """
+        if isinstance(reservation, _HeldReservation):
+            assert self._local is not None
+            held = self._local.grow(reservation.held, factor=factor)
+            return (*self.grow(reservation.shared, factor=factor), *held)
         if not (
             isinstance(reservation, RedisReservation)
             and reservation._limiter is self
@@ -1186,6 +1400,8 @@ class RedisRateLimiter:
                 view.probing[i] = False
                 fell.append(dim.name)
                 self._queue_op("fall", dim.name)
+        if self._local is not None:
+            fell.extend(self._local.fall_back(metric))
         return tuple(fell)
 
     def _queue_op(self, *fields: str) -> None:
@@ -1371,6 +1587,11 @@ class RedisRateLimiter:
             if amount > dim.capacity * (1 + _EPSILON):
                 raise CapacityExceededError(dim.name, amount, dim.capacity)
 
+    def _is_local(self, name: str) -> bool:
+        """Whether ``name`` is a dimension of calls in flight (counted in this process)."""
+        local = self._local
+        return local is not None and any(d.name == name for d in local.dimensions)
+
     def _index(self, name: str) -> int:
         for index, dim in enumerate(self._view.dims):
             if dim.name == name:
@@ -1392,7 +1613,7 @@ class RedisRateLimiter:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def __repr__(self) -> str:
-        dims = ", ".join(f"{d.name}={d.limit:g}" for d in self._view.dims)
+        dims = ", ".join(f"{d.name}={d.limit:g}" for d in self.dimensions)
         return f"<RedisRateLimiter scope={self.scope!r} {dims} waiting={self._waiting}>"
 
 

@@ -16,16 +16,10 @@ import anyio
 import pytest
 import pytest_asyncio
 
-from ratelimit_llm import (
-    AcquireTimeoutError,
-    CapacityExceededError,
-    Cost,
-    Dimension,
-    Limiter,
-    MemoryBackend,
-    ReservationError,
-)
+from ratelimit_llm import AcquireTimeoutError, CapacityExceededError, Cost, MemoryBackend
 from ratelimit_llm.backends import Backend, RedisBackend
+from ratelimit_llm.core import Dimension, Limiter
+from ratelimit_llm.errors import ReservationError
 
 pytestmark = pytest.mark.asyncio
 

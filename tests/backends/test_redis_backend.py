@@ -15,19 +15,17 @@ import pytest_asyncio
 
 from ratelimit_llm import (
     AcquireTimeoutError,
-    BackendError,
     BackendUnavailableError,
     Cost,
-    Dimension,
-    Limiter,
     LimiterPool,
     Limits,
     MemoryBackend,
     RateLimiter,
-    Reservation,
-    backend_from,
 )
-from ratelimit_llm.backends import LocalRedisServer, RedisBackend, RedisRateLimiter
+from ratelimit_llm.backends import RedisBackend, RedisRateLimiter, backend_from
+from ratelimit_llm.core import Dimension, Limiter, Reservation
+from ratelimit_llm.errors import BackendError
+from ratelimit_llm.testing import LocalRedisServer
 
 from ._state import quota_state
 

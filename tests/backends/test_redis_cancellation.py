@@ -12,8 +12,9 @@ import random
 
 import pytest
 
-from ratelimit_llm import AcquireTimeoutError, Cost, Dimension
+from ratelimit_llm import AcquireTimeoutError, Cost
 from ratelimit_llm.backends import RedisBackend, RedisRateLimiter
+from ratelimit_llm.core import Dimension
 
 from ._state import quota_state
 

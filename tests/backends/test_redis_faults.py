@@ -17,9 +17,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 import pytest_asyncio
 
-from ratelimit_llm import BackendUnavailableError, Cost, Dimension
-from ratelimit_llm.backends import LocalRedisServer, RedisBackend, RedisRateLimiter
+from ratelimit_llm import BackendUnavailableError, Cost
+from ratelimit_llm.backends import RedisBackend, RedisRateLimiter
 from ratelimit_llm.backends._redis_limiter import MAX_CLOCK_STEP
+from ratelimit_llm.core import Dimension
+from ratelimit_llm.testing import LocalRedisServer
 
 from ._state import quota_state
 

@@ -9,8 +9,8 @@ import openai
 import pytest
 
 import ratelimit_llm
-from ratelimit_llm import Cost, Limits, backend_from, batch
-from ratelimit_llm.backends import RedisBackend, RedisRateLimiter
+from ratelimit_llm import Cost, Limits, batch
+from ratelimit_llm.backends import RedisBackend, RedisRateLimiter, backend_from
 from ratelimit_llm.mock import BatchConfig, LatencyModel, MockConfig, MockLimits, serve
 
 from ._state import quota_state

@@ -9,10 +9,11 @@ import time
 import httpx2
 import pytest
 
-from ratelimit_llm import Limits, redact_key
+from ratelimit_llm import Limits
 from ratelimit_llm.backends import RedisBackend
 from ratelimit_llm.bench._runner import mock_server_process
 from ratelimit_llm.mock import LatencyModel, MockConfig, MockLimits
+from ratelimit_llm.strategies import redact_key
 
 from ._workers import API_KEY, NAMESPACE, run_worker
 
