@@ -565,3 +565,32 @@ async def test_an_early_answer_moves_the_grants_that_counted_on_the_pause(
     # All 8 had been sent: the level is the server's 0, not 0 minus 3 still "to come".
     level = (await quota_state(redis_backend, "pause-history")).dims["requests/s"]["level"]
     assert level >= -0.5
+
+
+async def test_calls_in_flight_are_capped_per_process_the_rate_is_shared(
+    redis_backend: RedisBackend,
+) -> None:
+    """Two processes on one quota with ``concurrency=1``: one call in flight *each*
+    (the cap is per process), while the rate stays one quota between them."""
+    dims = [
+        Dimension("requests/s", "requests", 2, 1.0, 3),
+        Dimension("concurrency", "concurrency", 1, math.inf),
+    ]
+    first = redis_backend.limiter(dims, scope="per-process")
+    second = redis_backend.limiter(dims, scope="per-process")
+    one = await first.acquire(timeout=0.5)
+    two = await second.acquire(timeout=0.5)  # not blocked by the first process's call
+    assert first.in_flight() == second.in_flight() == (1, 1)
+    with pytest.raises(AcquireTimeoutError):
+        await first.acquire(timeout=0.05)  # its own place is taken
+    one.finish()
+    two.finish()
+    await first.acquire(timeout=0.5)  # the third request of the shared 3
+    with pytest.raises(AcquireTimeoutError):
+        await second.acquire(timeout=0.05)  # the shared rate is spent (2/s)
+    assert second.in_flight() == (0, 1)  # and the refused call keeps no place
+
+
+async def test_calls_in_flight_alone_are_no_shared_quota(redis_backend: RedisBackend) -> None:
+    with pytest.raises(ValueError, match="per process"):
+        redis_backend.limiter(Limits(concurrency=4), scope="only-in-flight")
