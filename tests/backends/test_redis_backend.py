@@ -156,6 +156,29 @@ async def test_local_fallback_serves_a_share_of_the_quota() -> None:
         await backend.aclose()
 
 
+async def test_calls_in_flight_are_counted_through_an_outage_and_a_failing_one() -> None:
+    """The place in flight is this process's whatever Redis does: a call served by the
+    local share holds one until it finishes, and a call refused by the outage (fail
+    closed) keeps none."""
+    dims = [TOKENS, Dimension("concurrency", "concurrency", 2, math.inf)]
+    local = RedisBackend(_unused_url(), timeout=0.5, on_outage="local", local_share=0.5)
+    closed = RedisBackend(_unused_url(), timeout=0.5)
+    try:
+        limiter = local.limiter(dims, scope="org")
+        reservation = await limiter.acquire(Cost(tokens=5))
+        assert limiter.serving_locally and limiter.in_flight() == (1, 2)
+        assert len(reservation.mark) == len(limiter.dimensions) == 2
+        reservation.settle(Cost(tokens=5))
+        assert limiter.in_flight() == (0, 2)
+        failing = closed.limiter(dims, scope="org")
+        with pytest.raises(BackendUnavailableError):
+            await failing.acquire(Cost(tokens=1))
+        assert failing.in_flight() == (0, 2)
+    finally:
+        await local.aclose()
+        await closed.aclose()
+
+
 async def test_settles_lost_in_an_outage_are_counted_not_raised(
     server: LocalRedisServer,
 ) -> None:
