@@ -885,12 +885,22 @@ class RateLimiter:
                 event.set()
 
     def _size(self, amounts: Sequence[float]) -> float:
-        """What ``amounts`` cost in seconds of refill at the stated rates (the line's unit)."""
+        """What ``amounts`` cost in seconds of refill at the stated rates (the line's unit).
+
+        Calls in flight never refill: where only they are counted (a limiter of
+        ``Limits(concurrency=...)`` alone, the places a Redis limiter counts in its
+        process), a call's size is its share of the cap, so the lanes still share by
+        weight instead of all tying at zero.
+        """
         size = 0.0
         for amount, dim in zip(amounts, self.dimensions, strict=True):
             rate = dim.rate
             if rate > 0:
                 size = max(size, amount / rate)
+        if size == 0.0:
+            for amount, dim in zip(amounts, self.dimensions, strict=True):
+                if dim.holding:
+                    size = max(size, amount / dim.limit)
         return size
 
     def _unqueue(self, amounts: tuple[float, ...]) -> None:

@@ -551,6 +551,34 @@ async def test_a_lane_of_more_weight_is_served_first_for_a_place_in_flight(
     assert order.index("interactive") <= 1, order  # not behind the bulk backlog
 
 
+async def test_lanes_share_the_places_in_flight_by_weight_not_by_their_order(
+    make_with_lanes: MakeWithLanes,
+) -> None:
+    """A lane of four times the weight, named second, still gets the second place: the
+    waits for a place are weighed (over Redis, the places are all this process counts)."""
+    limiter = make_with_lanes(
+        [PLENTY, Dimension("concurrency", "concurrency", 1, math.inf)],
+        {"default": 1.0, "fast": 4.0},
+    )
+    first = await limiter.acquire()
+    order: list[str] = []
+
+    async def take(name: str, lane: str) -> None:
+        reservation = await limiter.acquire(lane=lane)
+        order.append(name)
+        reservation.finish()
+
+    async with anyio.create_task_group() as tg:
+        for i in range(4):
+            tg.start_soon(take, f"default-{i}", "default")
+            await anyio.sleep(0.002)
+        tg.start_soon(take, "fast", "fast")
+        await anyio.sleep(0.01)
+        first.finish()
+    assert len(order) == 5
+    assert order.index("fast") <= 1, order
+
+
 # -- calls in flight: counted (over Redis, per process) and always given back -----------
 
 
