@@ -26,11 +26,11 @@ reservation Redis made for a caller who has gone is given back when the reply ar
 What is per process. Calls in flight (``Limits(concurrency=...)``) are not a quota that
 refills with time but places that come back when a call ends, so they are counted here, by
 a memory `RateLimiter` over just those dimensions, composed in front of the shared part: a
-call first takes its place in flight in this process (waiting in its lane, as in memory),
-then its share of the rate in Redis. A concurrency cap is therefore a cap *per process*.
-Lanes are checked as in memory, but Redis grants in the order requests reach it (FIFO,
-within a process and across processes): a lane's weight orders the wait for a place in
-flight, never the shared rate.
+call first takes its place in flight in this process (waiting in its lane, the lanes
+sharing the places by weight), then its share of the rate in Redis. A concurrency cap is
+therefore a cap *per process*. Lanes are checked as in memory, but Redis grants in the
+order requests reach it (FIFO, within a process and across processes): a lane's weight
+orders the wait for a place in flight, never the shared rate.
 
 Faults (see ``docs/distributed.md`` for the guarantees and the measured figures):
 a quota lost to a restart or a flush is re-created empty and owed every reservation
@@ -246,7 +246,12 @@ class _View:
 
 
 class RedisReservation:
-    """A `Reservation` on a Redis quota: its settle and release reach Redis in the background."""
+    """A `Reservation` on a Redis quota: its settle and release reach Redis in the background.
+
+    A limiter that also counts calls in flight (``Limits(concurrency=...)``) returns a
+    reservation made of one of these and the place held in this process; it is used the
+    same way (settle, release, finish reach both parts).
+    """
 
     __slots__ = ("_amounts", "_limiter", "_mark", "_state", "cost", "epoch", "granted_at", "waited")
 
