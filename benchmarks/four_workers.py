@@ -29,10 +29,10 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ratelimit_llm.backends import LocalRedisServer
 from ratelimit_llm.bench import Contender, RunResult, Scenario, run_benchmark
 from ratelimit_llm.bench._report import write_json
 from ratelimit_llm.bench._workers import ProcessWorkers, four_workers_scenario
+from ratelimit_llm.testing import LocalRedisServer
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

@@ -47,8 +47,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from ratelimit_llm import Cost, Limits, RateLimiter
-from ratelimit_llm.backends import LocalRedisServer, MemoryBackend, RedisBackend
+from ratelimit_llm import Cost, Limits
+from ratelimit_llm.backends import MemoryBackend, RedisBackend
+from ratelimit_llm.core import Limiter
+from ratelimit_llm.testing import LocalRedisServer
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -141,7 +143,7 @@ def summarize(
 
 
 async def drive(
-    limiter: RateLimiter, workers: int, seconds: float, rate: float, grace: float
+    limiter: Limiter, workers: int, seconds: float, rate: float, grace: float
 ) -> tuple[list[float], float, dict[str, int], int]:
     """Run the workers' loops; returns latencies (ms), seconds, errors, unfinished tasks.
 
@@ -197,7 +199,7 @@ async def drive(
     return latencies, elapsed, dict(errors), unfinished
 
 
-async def round_trip_us(limiter: RateLimiter, calls: int, seconds: float) -> float:
+async def round_trip_us(limiter: Limiter, calls: int, seconds: float) -> float:
     """Mean microseconds of one acquire alone (its settle applied, untimed, before the next)."""
     samples: list[float] = []
     deadline = time.monotonic() + seconds

@@ -31,7 +31,7 @@ from ._bucket import Bucket, Mark
 from ._exceptions import AcquireTimeoutError, CapacityExceededError, ReservationError, WouldBlock
 from ._headers import RateLimitSnapshot
 from ._interface import Reservation
-from ._line import DEFAULT_LANE, DEFAULT_LANES, Line, check_lanes, current_lane
+from ._line import DEFAULT_LANES, Line, check_lanes
 from ._types import Cost, Dimension, Limits
 from ._validate import check_number
 
@@ -275,7 +275,7 @@ class _Acquire:
             if bucket.try_take(amounts, now):
                 limiter._granted += 1
                 return MemoryReservation(limiter, cost, amounts, bucket.grant_mark(now), 0.0)
-        return await limiter._acquire(self._cost, self._timeout)
+        return await limiter._acquire(self._cost, self._timeout, self._lane)
 
     def __aexit__(
         self,
@@ -427,11 +427,15 @@ class RateLimiter:
         :raises CapacityExceededError: at once, if ``cost`` can never fit.
         :raises AcquireTimeoutError: if ``timeout`` passed first.
         :raises ValueError: for a lane this limiter does not have.
+        :raises TypeError: for a lane that is not a string.
         """
         if timeout is not None:
             timeout = check_number("timeout", timeout, low=0.0)
         if cost is not None and not isinstance(cost, Cost):
             raise TypeError(f"cost must be a Cost, got {type(cost).__name__}")
+        # Checked at the door, the surrounding `lane` block's too: the uncontended path
+        # of ``async with`` never reaches `_acquire`.
+        lane = self._line.check_call(lane)
         return _Acquire(self, _DEFAULT_COST if cost is None else cost, timeout, lane)
 
     def limit(
@@ -758,8 +762,8 @@ class RateLimiter:
         assert self._clock is not None
         now = self._clock()
         line = self._line
-        lane = lane or current_lane() or DEFAULT_LANE
-        line.check(lane)
+        if lane is None:
+            lane = line.check_call(None)
         if not self._waiting:
             if bucket.try_take(amounts, now):
                 return self._grant(cost, amounts, 0.0)
@@ -881,12 +885,22 @@ class RateLimiter:
                 event.set()
 
     def _size(self, amounts: Sequence[float]) -> float:
-        """What ``amounts`` cost in seconds of refill at the stated rates (the line's unit)."""
+        """What ``amounts`` cost in seconds of refill at the stated rates (the line's unit).
+
+        Calls in flight never refill: where only they are counted (a limiter of
+        ``Limits(concurrency=...)`` alone, the places a Redis limiter counts in its
+        process), a call's size is its share of the cap, so the lanes still share by
+        weight instead of all tying at zero.
+        """
         size = 0.0
         for amount, dim in zip(amounts, self.dimensions, strict=True):
             rate = dim.rate
             if rate > 0:
                 size = max(size, amount / rate)
+        if size == 0.0:
+            for amount, dim in zip(amounts, self.dimensions, strict=True):
+                if dim.holding:
+                    size = max(size, amount / dim.limit)
         return size
 
     def _unqueue(self, amounts: tuple[float, ...]) -> None:

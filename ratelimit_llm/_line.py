@@ -119,6 +119,20 @@ class Line:
         if lane not in self._weights:
             raise ValueError(f"no lane {lane!r}; this limiter has {sorted(self._weights)}")
 
+    def check_call(self, lane: str | None) -> str:
+        """The lane a call waits in: ``lane``, else the surrounding `lane` block's, else
+        ``"default"``; checked.
+
+        :raises TypeError: if ``lane`` is not a string.
+        :raises ValueError: if this line has no such lane.
+        """
+        if lane is None:
+            lane = current_lane() or DEFAULT_LANE
+        else:
+            check_type("lane", lane, str)
+        self.check(lane)
+        return lane
+
     def tag_for(self, lane: str) -> float:
         """The start tag a waiter joining ``lane`` now would get."""
         return max(self._virtual, self._finish[lane])

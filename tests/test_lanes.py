@@ -205,6 +205,32 @@ def test_cost_used_by_the_line_is_seconds_of_refill() -> None:
     assert limiter._size(limiter.bucket.amounts(Cost(requests=1))) == 1.0
 
 
+async def test_calls_in_flight_alone_share_their_places_by_weight() -> None:
+    """Places in flight never refill: a call's size is its share of the cap, so a lane
+    of four times the weight gets its turns even when named last (not all tied at 0)."""
+    limiter = RateLimiter(Limits(concurrency=1), lanes={"default": 1, "fast": 4})
+    assert limiter._size(limiter.bucket.amounts(Cost(requests=1))) == 1.0
+    first = await limiter.acquire()
+    order: list[str] = []
+
+    async def call(name: str, lane: str) -> None:
+        reservation = await limiter.acquire(lane=lane)
+        order.append(name)
+        await trio.sleep(1.0)
+        reservation.finish()
+
+    async with anyio.create_task_group() as tg:
+        for index in range(8):
+            tg.start_soon(call, f"default-{index}", "default")
+            await trio.testing.wait_all_tasks_blocked()
+        for index in range(2):
+            tg.start_soon(call, f"fast-{index}", "fast")
+            await trio.testing.wait_all_tasks_blocked()
+        first.finish()
+    assert order[:3] == ["default-0", "fast-0", "fast-1"]
+    assert len(order) == 10
+
+
 # -- through wrap: the lane of a call, and nothing of it reaches the server ---------------
 
 

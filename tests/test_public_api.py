@@ -47,6 +47,14 @@ SUBMODULES = {
         "Reservation",
         "current_lane",
     ],
+    "ratelimit_llm.backends": [
+        "Backend",
+        "MemoryBackend",
+        "RedisBackend",
+        "RedisRateLimiter",
+        "RedisReservation",
+        "backend_from",
+    ],
     "ratelimit_llm.costs": ["CostEstimator", "cost_from_usage", "estimate_cost"],
     "ratelimit_llm.errors": [
         "AcquireTimeoutError",
@@ -91,6 +99,7 @@ SUBMODULES = {
         "RouteStatistics",
         "Telemetry",
     ],
+    "ratelimit_llm.testing": ["LocalRedisServer"],
 }
 
 
@@ -190,5 +199,25 @@ def test_importing_the_package_needs_no_optional_extra() -> None:
         "    sys.modules[name] = None\n"
         "import ratelimit_llm, ratelimit_llm.strategies, ratelimit_llm.backends\n"
         "assert 'redis' not in [m for m in sys.modules if sys.modules[m] is not None]\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_the_redis_classes_import_without_redis_and_name_the_extra_on_use() -> None:
+    # Importing them (and the testing helpers) needs no redis; making a backend says
+    # which extra to install.
+    code = (
+        "import sys\n"
+        "sys.modules['redis'] = None\n"
+        "from ratelimit_llm.backends import RedisBackend, backend_from\n"
+        "from ratelimit_llm.testing import LocalRedisServer\n"
+        "for make in (lambda: RedisBackend('redis://127.0.0.1:1/0'),\n"
+        "             lambda: backend_from('redis://127.0.0.1:1/0')):\n"
+        "    try:\n"
+        "        make()\n"
+        "    except ImportError as exc:\n"
+        '        assert "ratelimit-llm[redis]" in str(exc), exc\n'
+        "    else:\n"
+        "        raise AssertionError('no ImportError')\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

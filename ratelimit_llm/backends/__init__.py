@@ -4,21 +4,27 @@
 that `backend_from` turns into one::
 
     wrap(client, limits=Limits(rpm=5_000, tpm=2_000_000), backend="redis://redis:6379/0")
+
+The Redis classes need the ``redis`` extra (``pip install 'ratelimit-llm[redis]'``); they
+are imported when first named, so this module imports without it. A throwaway
+``redis-server`` for tests is `ratelimit_llm.testing.LocalRedisServer`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._base import Backend, MemoryBackend
-from ._server import LocalRedisServer
+
+if TYPE_CHECKING:  # at run time they come from __getattr__, so redis stays optional
+    from ._redis import RedisBackend, RedisRateLimiter, RedisReservation
 
 __all__ = [
     "Backend",
-    "LocalRedisServer",
     "MemoryBackend",
     "RedisBackend",
     "RedisRateLimiter",
+    "RedisReservation",
     "backend_from",
 ]
 
@@ -45,7 +51,7 @@ def backend_from(spec: Backend | str | None, **options: Any) -> Backend:
 
 def __getattr__(name: str) -> Any:
     # The Redis classes import redis lazily: the extra is optional.
-    if name in ("RedisBackend", "RedisRateLimiter"):
+    if name in ("RedisBackend", "RedisRateLimiter", "RedisReservation"):
         from . import _redis
 
         return getattr(_redis, name)

@@ -28,7 +28,9 @@ def run_worker(
 async def _work(
     origin: str, redis_url: str, limits: Limits, calls: int, start_at: float
 ) -> dict[str, Any]:
-    backend = RedisBackend(redis_url, namespace=NAMESPACE)
+    # A generous timeout: on a shared machine a starved process may read a reply late,
+    # and outages are tested elsewhere (test_redis_faults.py).
+    backend = RedisBackend(redis_url, namespace=NAMESPACE, timeout=5.0)
     client = wrap(
         openai.AsyncOpenAI(api_key=API_KEY, base_url=f"{origin}/v1", max_retries=0),
         limits=limits,

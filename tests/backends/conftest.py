@@ -9,7 +9,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 
-from ratelimit_llm.backends import LocalRedisServer, RedisBackend
+from ratelimit_llm.backends import RedisBackend
+from ratelimit_llm.testing import LocalRedisServer
 
 
 @pytest.fixture(scope="session")

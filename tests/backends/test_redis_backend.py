@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import cast
 
 import anyio
 import pytest
 import pytest_asyncio
 
 from ratelimit_llm import (
-    BackendError,
+    AcquireTimeoutError,
     BackendUnavailableError,
     Cost,
-    Dimension,
     LimiterPool,
     Limits,
     MemoryBackend,
-    backend_from,
+    RateLimiter,
 )
-from ratelimit_llm.backends import LocalRedisServer, RedisBackend, RedisRateLimiter
+from ratelimit_llm.backends import RedisBackend, RedisRateLimiter, backend_from
+from ratelimit_llm.core import Dimension, Limiter, Reservation
+from ratelimit_llm.errors import BackendError
+from ratelimit_llm.testing import LocalRedisServer
+
+from ._state import quota_state
 
 pytestmark = pytest.mark.asyncio
 
@@ -149,6 +156,29 @@ async def test_local_fallback_serves_a_share_of_the_quota() -> None:
         await backend.aclose()
 
 
+async def test_calls_in_flight_are_counted_through_an_outage_and_a_failing_one() -> None:
+    """The place in flight is this process's whatever Redis does: a call served by the
+    local share holds one until it finishes, and a call refused by the outage (fail
+    closed) keeps none."""
+    dims = [TOKENS, Dimension("concurrency", "concurrency", 2, math.inf)]
+    local = RedisBackend(_unused_url(), timeout=0.5, on_outage="local", local_share=0.5)
+    closed = RedisBackend(_unused_url(), timeout=0.5)
+    try:
+        limiter = local.limiter(dims, scope="org")
+        reservation = await limiter.acquire(Cost(tokens=5))
+        assert limiter.serving_locally and limiter.in_flight() == (1, 2)
+        assert len(reservation.mark) == len(limiter.dimensions) == 2
+        reservation.settle(Cost(tokens=5))
+        assert limiter.in_flight() == (0, 2)
+        failing = closed.limiter(dims, scope="org")
+        with pytest.raises(BackendUnavailableError):
+            await failing.acquire(Cost(tokens=1))
+        assert failing.in_flight() == (0, 2)
+    finally:
+        await local.aclose()
+        await closed.aclose()
+
+
 async def test_settles_lost_in_an_outage_are_counted_not_raised(
     server: LocalRedisServer,
 ) -> None:
@@ -253,7 +283,7 @@ async def test_configuration_from_urls() -> None:
     with pytest.raises(TypeError):
         backend_from(42)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="on_outage"):
-        RedisBackend("redis://x", on_outage="maybe")
+        RedisBackend("redis://x", on_outage="maybe")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="local_share"):
         RedisBackend("redis://x", local_share=0)
 
@@ -320,3 +350,270 @@ async def test_a_key_of_the_wrong_type_in_the_namespace_is_a_typed_error(
     limiter = redis_backend.limiter([TOKENS], scope="clash")
     with pytest.raises(BackendError, match="ResponseError"):
         await limiter.acquire(Cost(tokens=1))
+
+
+# -- a sibling of the memory limiter ----------------------------------------------------
+
+
+async def test_the_redis_limiter_is_a_full_limiter_not_a_memory_one(
+    redis_backend: RedisBackend,
+) -> None:
+    limiter = redis_backend.limiter([TOKENS], scope="sibling")
+    assert isinstance(limiter, Limiter)
+    assert not isinstance(limiter, RateLimiter)
+    assert not hasattr(limiter, "acquire_nowait")  # use acquire(cost, timeout=0)
+    reservation = await limiter.acquire(Cost(tokens=1))
+    assert isinstance(reservation, Reservation)
+
+
+async def test_three_cold_processes_share_one_opening_and_one_pause(redis_url: str) -> None:
+    """Slow start is the quota's, not each process's: three processes starting cold on
+    one quota get one opening between them, and one answer ends the pause for all."""
+    namespace = f"cold-{uuid.uuid4().hex[:8]}"
+    backends = [RedisBackend(redis_url, namespace=namespace) for _ in range(3)]
+    try:
+        limiters = [b.limiter(Limits(rpm=600), scope="org") for b in backends]
+        assert all(limiter.probing() == ("requests/min",) for limiter in limiters)
+
+        async def try_one(limiter: RedisRateLimiter) -> bool:
+            try:
+                await limiter.acquire(timeout=0)
+                return True
+            except AcquireTimeoutError:
+                return False
+
+        granted = await asyncio.gather(*(try_one(limiters[i % 3]) for i in range(30)))
+        assert sum(granted) == 10  # one second's worth of 600 a minute, for all three
+        # The pause is shared: nothing refills for anyone until an answer...
+        with pytest.raises(AcquireTimeoutError):
+            await limiters[1].acquire(timeout=0.5)
+        limiters[0].answered()
+        await limiters[0].aclose()
+        # ...and one process's answer resumes refill for the others: 0.1 s a request.
+        start = time.monotonic()
+        await limiters[2].acquire()
+        assert time.monotonic() - start < 0.5
+        # One process's headers open the depth for every process.
+        limiters[0].observe("requests", limit=600, remaining=580, window=60.0, reset=2.0)
+        await limiters[0].aclose()
+        await limiters[2].acquire()
+        assert limiters[2].probing() == ()
+        assert limiters[2].statistics().depths == {"requests/min": 600}
+    finally:
+        for backend in backends:
+            await backend.aclose()
+
+
+async def test_a_process_never_writes_its_own_depth_into_the_quota(redis_url: str) -> None:
+    """A process that joins with slow start (depth 5) does not make the shared quota,
+    created 50 deep, 5 deep: holds are computed in Redis from Redis's depth."""
+    namespace = f"depth-{uuid.uuid4().hex[:8]}"
+    creator, joiner = (RedisBackend(redis_url, namespace=namespace) for _ in range(2))
+    try:
+        known = creator.limiter([Dimension("requests/s", "requests", 100, 1.0, 50)], scope="q")
+        await known.acquire()
+        cold = joiner.limiter(
+            [Dimension("requests/s", "requests", 100, 1.0, 50, opening=5)], scope="q"
+        )
+        cold.hold(0.1, cost=Cost(requests=40))
+        await cold.aclose()
+        stored = (await quota_state(creator, "q")).dims["requests/s"]
+        assert stored["depth"] == 50
+        assert stored["level"] == pytest.approx(40 - 10, abs=0.5)  # min(40, 50) - 100 * 0.1
+        await cold.acquire()
+        assert cold.probing() == () and cold.statistics().depths == {"requests/s": 50}
+    finally:
+        await creator.aclose()
+        await joiner.aclose()
+
+
+async def test_statistics_are_this_process_and_the_quota_as_redis_reported(
+    redis_url: str,
+) -> None:
+    namespace = f"stats-{uuid.uuid4().hex[:8]}"
+    mine, theirs = (RedisBackend(redis_url, namespace=namespace) for _ in range(2))
+    try:
+        a = mine.limiter([TOKENS], scope="q")
+        b = theirs.limiter([TOKENS], scope="q")
+        await b.acquire(Cost(tokens=30))
+        reservation = await a.acquire(Cost(tokens=10))
+        reservation.settle(Cost(tokens=4))
+        await a.aclose()
+        stats = a.statistics()
+        assert stats.granted == 1 and stats.settled == 1
+        assert stats.estimated == {"tokens/s": 10}  # this process's, not the other's
+        assert stats.refunded == {"tokens/s": 6} and stats.actual == {"tokens/s": 4}
+        # The level is the quota's (the other process took 30 of it), refilled to now.
+        assert 50 - 30 - 4 - 1 <= stats.levels["tokens/s"] <= 50
+        assert a.mark()[0] >= 40  # the running total taken, by everyone
+    finally:
+        await mine.aclose()
+        await theirs.aclose()
+
+
+async def test_acquires_made_together_share_round_trips(redis_backend: RedisBackend) -> None:
+    ample = Dimension("tokens/s", "tokens", 1_000_000, 1.0, 1_000_000)
+    limiter = redis_backend.limiter([ample], scope="batched")
+    await limiter.acquire(Cost(tokens=1))
+    client = redis_backend.client
+    before = (await client.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0)
+    reservations = await asyncio.gather(*(limiter.acquire(Cost(tokens=1)) for _ in range(500)))
+    after = (await client.info("commandstats")).get("cmdstat_evalsha", {}).get("calls", 0)
+    assert len(reservations) == 500
+    assert after - before <= 10  # 500 acquires, each in exactly one of a few round trips
+    marks = sorted(r.mark[0] for r in reservations)
+    assert marks == [float(k) for k in range(2, 502)]  # served one after another, in Redis
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "named"),
+    [
+        ({"namespace": 5}, TypeError, "namespace"),
+        ({"namespace": ""}, ValueError, "namespace"),
+        ({"on_outage": "maybe"}, ValueError, "on_outage"),
+        ({"on_outage": 1}, TypeError, "on_outage"),
+        ({"local_share": 0}, ValueError, "local_share"),
+        ({"local_share": "half"}, TypeError, "local_share"),
+        ({"retry_after": -1}, ValueError, "retry_after"),
+        ({"timeout": True}, TypeError, "timeout"),
+        ({"timeout": math.inf}, ValueError, "timeout"),
+        ({"ttl": 0}, ValueError, "ttl"),
+        ({"history": 1.5}, TypeError, "history"),
+        ({"history": 0}, ValueError, "history"),
+        ({"max_connections": 0}, ValueError, "max_connections"),
+        ({"max_connections": "8"}, TypeError, "max_connections"),
+    ],
+)
+async def test_every_argument_is_checked_at_the_door(
+    options: dict[str, object], error: type[Exception], named: str
+) -> None:
+    with pytest.raises(error, match=named):
+        RedisBackend("redis://127.0.0.1:1/0", **options)  # type: ignore[arg-type]
+
+
+async def test_bad_urls_clients_and_limiter_arguments_fail_at_the_door(
+    redis_backend: RedisBackend,
+) -> None:
+    with pytest.raises(TypeError, match="url"):
+        RedisBackend(b"redis://x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="url"):
+        RedisBackend("memcached://x")
+    with pytest.raises(TypeError, match="client"):
+        RedisBackend(client=object())  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="not both"):
+        RedisBackend("redis://x", client=redis_backend.client)
+    with pytest.raises(TypeError, match="scope"):
+        redis_backend.limiter([TOKENS], scope=7)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="limits"):
+        redis_backend.limiter(["tokens"], scope="q")  # type: ignore[list-item]
+    with pytest.raises(ValueError, match="tab or newline"):
+        redis_backend.limiter([Dimension("a\tb", "tokens", 1, 1.0)], scope="q")
+    limiter = redis_backend.limiter([TOKENS], scope="q")
+    with pytest.raises(ValueError, match="timeout"):
+        limiter.acquire(timeout=-1)
+    with pytest.raises(TypeError, match="cost"):
+        limiter.acquire(5)  # type: ignore[arg-type]
+    with pytest.raises(KeyError):
+        limiter.resize("tokens/day", 10)
+    with pytest.raises(ValueError, match="limit"):
+        limiter.set_pace("tokens/s", 0)
+
+
+async def test_a_snapshot_known_by_its_time_is_placed_by_the_grant_history(
+    redis_backend: RedisBackend,
+) -> None:
+    slow = Dimension("tokens/h", "tokens", 3_600, 3600.0, 1_000)  # one token a second
+    limiter = redis_backend.limiter([slow], scope="history")
+    before_all = limiter.clock() - 1.0
+    await limiter.acquire(Cost(tokens=10))
+    await asyncio.sleep(0.05)
+    between = limiter.clock()
+    await asyncio.sleep(0.05)
+    await limiter.acquire(Cost(tokens=20))
+    # The server had 900 left when it answered at `between`: the 20 granted later were
+    # not in it.
+    limiter.observe("tokens", remaining=900, window=3600.0, since=between)
+    await limiter.aclose()
+    level = (await quota_state(redis_backend, "history")).dims["tokens/h"]["level"]
+    assert level == pytest.approx(900 - 20, abs=1.0)
+    # A snapshot older than every grant remembered (none forgotten) counts them all.
+    limiter.observe("tokens", remaining=900, window=3600.0, since=before_all)
+    await limiter.aclose()
+    level = (await quota_state(redis_backend, "history")).dims["tokens/h"]["level"]
+    assert level == pytest.approx(900 - 30, abs=1.0)
+
+
+async def test_grants_made_at_one_moment_keep_their_order_in_the_history(
+    redis_backend: RedisBackend,
+) -> None:
+    """Fifty grants of one burst share their time; a snapshot taken after them all must
+    count all fifty as before it (ordered by their totals, not their text)."""
+    slow = Dimension("tokens/h", "tokens", 3_600, 3600.0, 1_000)
+    limiter = redis_backend.limiter([slow], scope="burst")
+    await asyncio.gather(*(limiter.acquire(Cost(tokens=1)) for _ in range(50)))
+    await asyncio.sleep(0.05)
+    after = limiter.clock()
+    limiter.observe("tokens", remaining=900, window=3600.0, since=after)
+    await limiter.aclose()
+    level = (await quota_state(redis_backend, "burst")).dims["tokens/h"]["level"]
+    assert level == pytest.approx(900, abs=1.0)  # none of the fifty came after it
+
+
+async def _latest_score(backend: RedisBackend, key: str) -> float:
+    pairs = await backend.client.zrange(key, 0, -1, withscores=True)
+    return max(float(pair[1]) for pair in cast(list[tuple[str, float]], pairs))
+
+
+async def test_an_early_answer_moves_the_grants_that_counted_on_the_pause(
+    redis_backend: RedisBackend,
+) -> None:
+    """Grants made during slow start's pause were placed after its planned end; when an
+    answer ends it sooner, their times in the history move with them, so a snapshot
+    taken once they were sent does not count them as still to come."""
+    slow = Dimension("requests/s", "requests", 100, 1.0, 50, opening=5)
+    limiter = redis_backend.limiter([slow], scope="pause-history")
+    for _ in range(5):
+        await limiter.acquire()
+    sleepers = [asyncio.ensure_future(limiter.acquire()) for _ in range(3)]
+    await asyncio.sleep(0.05)
+    _, grants = redis_backend.keys("pause-history")
+    planned = await _latest_score(redis_backend, grants)
+    limiter.answered()
+    await asyncio.gather(*sleepers)  # woken about 30 ms after the answer, not a second
+    await limiter.aclose()
+    moved = await _latest_score(redis_backend, grants)
+    assert moved < planned - 0.5
+    limiter.observe("requests", remaining=0, window=1.0, since=limiter.clock())
+    await limiter.aclose()
+    # All 8 had been sent: the level is the server's 0, not 0 minus 3 still "to come".
+    level = (await quota_state(redis_backend, "pause-history")).dims["requests/s"]["level"]
+    assert level >= -0.5
+
+
+async def test_calls_in_flight_are_capped_per_process_the_rate_is_shared(
+    redis_backend: RedisBackend,
+) -> None:
+    """Two processes on one quota with ``concurrency=1``: one call in flight *each*
+    (the cap is per process), while the rate stays one quota between them."""
+    dims = [
+        Dimension("requests/s", "requests", 2, 1.0, 3),
+        Dimension("concurrency", "concurrency", 1, math.inf),
+    ]
+    first = redis_backend.limiter(dims, scope="per-process")
+    second = redis_backend.limiter(dims, scope="per-process")
+    one = await first.acquire(timeout=0.5)
+    two = await second.acquire(timeout=0.5)  # not blocked by the first process's call
+    assert first.in_flight() == second.in_flight() == (1, 1)
+    with pytest.raises(AcquireTimeoutError):
+        await first.acquire(timeout=0.05)  # its own place is taken
+    one.finish()
+    two.finish()
+    await first.acquire(timeout=0.5)  # the third request of the shared 3
+    with pytest.raises(AcquireTimeoutError):
+        await second.acquire(timeout=0.05)  # the shared rate is spent (2/s)
+    assert second.in_flight() == (0, 1)  # and the refused call keeps no place
+
+
+async def test_calls_in_flight_alone_are_no_shared_quota(redis_backend: RedisBackend) -> None:
+    with pytest.raises(ValueError, match="per process"):
+        redis_backend.limiter(Limits(concurrency=4), scope="only-in-flight")

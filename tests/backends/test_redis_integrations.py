@@ -9,9 +9,11 @@ import openai
 import pytest
 
 import ratelimit_llm
-from ratelimit_llm import Cost, Limits, backend_from, batch
-from ratelimit_llm.backends import RedisBackend, RedisRateLimiter
+from ratelimit_llm import Cost, Limits, batch
+from ratelimit_llm.backends import RedisBackend, RedisRateLimiter, backend_from
 from ratelimit_llm.mock import BatchConfig, LatencyModel, MockConfig, MockLimits, serve
+
+from ._state import quota_state
 
 pytestmark = pytest.mark.asyncio
 
@@ -99,9 +101,9 @@ async def test_the_batch_runner_paces_its_calls_on_the_shared_quota(
         # quota in Redis, and a second process would see what they spent.
         ((_, group),) = limiters
         assert group is None
-        state, _ = backend.keys(next(iter(limiters.values())).scope)  # type: ignore[attr-defined]
-        spent = await backend.client.hget(state, "k:requests/min")
-        assert spent is not None and float(spent) >= 3 + 3 + 3  # 3 batches: upload, create, poll
+        scope = next(iter(limiters.values())).scope  # type: ignore[attr-defined]
+        spent = (await quota_state(backend, scope)).dims["requests/min"]["taken"]
+        assert spent >= 3 + 3 + 3  # 3 batches: upload, create, poll
     finally:
         await backend.aclose()
 
@@ -147,8 +149,7 @@ async def test_closing_a_client_wrapped_with_a_url_flushes_and_closes_its_backen
     assert not limiter._pending
     check = RedisBackend(redis_url, namespace=backend.namespace)
     try:
-        state, _ = check.keys(limiter.scope)
-        assert await check.client.hget(state, "k:tokens/min") is not None
+        assert "tokens/min" in (await quota_state(check, limiter.scope)).dims
     finally:
         await check.aclose()
     # ...and the backend made from the URL closed its connections.

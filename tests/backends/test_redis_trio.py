@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import trio
 
-from ratelimit_llm import Cost, Dimension
+from ratelimit_llm import Cost
 from ratelimit_llm.backends import RedisBackend
+from ratelimit_llm.core import Dimension
 
 
 def test_under_trio_the_redis_backend_says_it_needs_asyncio() -> None:

@@ -1,88 +1,112 @@
--- Reserve capacity on every dimension of one quota at once, reserve-then-sleep.
+-- Reserve capacity for a batch of calls, in order, reserve-then-sleep (after _quota.lua).
 --
--- Levels may go below zero: a reservation that does not fit now is still taken, and the
--- caller is told how long to sleep before using it. Every later caller therefore sees a
--- lower level and a longer wait, so callers are served in the order they arrived,
--- whatever their size, with no lock and no polling. The time is Redis's own (TIME), so
--- the clocks of different hosts never enter the arithmetic.
+-- Each request is served in turn, as the memory bucket serves its queue: the wait for
+-- it is the time until every dimension would hold min(amount, depth) (a call above the
+-- inferred depth but within the stated capacity goes when the bucket is full at its
+-- depth), plus what is left of slow start's pause; then the amount is taken at once,
+-- letting levels go below zero. Every later request sees the lower level and waits
+-- longer, so requests are served in the order they reached Redis, whatever their size,
+-- with no lock and no polling. A process sends the calls it has queued meanwhile as one
+-- batch, so a hot quota costs one script call per round trip, not one per call.
 --
--- KEYS[1]  the quota's state hash      KEYS[2]  its grant history (a list, newest first)
--- ARGV     ttl, max_wait (-1: none), history length, dimension count,
---          then per dimension: name, capacity, rate (units/s), amount
--- Returns  {1, wait, now, taken, level, ...}  reserved (running total taken and level
---                                     after, per dimension); sleep `wait` seconds first
---          {0, wait, now}             not reserved: `wait` exceeds max_wait
---          {-1, index, capacity}      the amount can never fit dimension `index` (1-based)
-redis.replicate_commands()
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local ttl = tonumber(ARGV[1])
-local max_wait = tonumber(ARGV[2])
-local history = tonumber(ARGV[3])
-local n = tonumber(ARGV[4])
-local state = KEYS[1]
+-- ARGV[4]  the requests: "max_wait a_1 .. a_N" per request, all on one line (max_wait -1:
+--          none; a request whose wait would exceed it is not reserved)
+-- ARGV[5]  "out_1 .. out_N local_1 .. local_N": the caller's reservations still sleeping
+--          out their wait (debited if its epoch is not the current one), and what it
+--          granted from its local share during an outage (always debited)
+-- Returns  one string: the view (see _quota.lua), its flag 1 if `out` was debited, then
+--          per request "1 wait taken_1 .. taken_N" (reserved; `taken` is the running total
+--          taken after it, its mark), "0 wait 0 .." (not reserved: wait > max_wait) or
+--          "-1 index capacity 0 .." (the amount can never fit dimension `index`)
+load(true, false)
 
-local function fmt(x)
-  return string.format('%.17g', x)
+local debts = words(ARGV[5])
+local debited = '0'
+if KNOWN ~= '-' and EPOCH ~= KNOWN then
+  -- The caller's reservations were granted by a quota that was lost: they still come,
+  -- so the new one owes them (and counts them as taken after any snapshot).
+  for i = 1, N do
+    local out = tonumber(debts[i]) or 0
+    D[i].l = D[i].l - out
+    D[i].k = D[i].k + out
+  end
+  debited = '1'
+end
+for i = 1, N do
+  D[i].l = D[i].l - (tonumber(debts[N + i]) or 0)
 end
 
-local names, levels, amounts, taken = {}, {}, {}, {}
-local wait = 0
-for i = 1, n do
-  local base = 4 + (i - 1) * 4
-  local name = ARGV[base + 1]
-  local amount = tonumber(ARGV[base + 4])
-  local fields = redis.call('HMGET', state, 'c:' .. name, 'r:' .. name, 'l:' .. name,
-    'k:' .. name, 't:' .. name)
-  local capacity = tonumber(fields[1])
-  local rate = tonumber(fields[2])
-  local level = tonumber(fields[3])
-  local elapsed = math.max(0, now - (tonumber(fields[5]) or now))
-  if not capacity then
-    -- First use of this dimension: the caller's configuration creates it, full.
-    capacity = tonumber(ARGV[base + 2])
-    rate = tonumber(ARGV[base + 3])
-    level = capacity
-    redis.call('HSET', state, 'c:' .. name, fmt(capacity), 'r:' .. name, fmt(rate))
+local probing = false
+for i = 1, N do
+  if D[i].s == 1 then probing = true end
+end
+
+local requests = words(ARGV[4])
+local results = {}
+local entries = {}
+local stride = N + 1
+for r = 0, #requests / stride - 1 do
+  local base = r * stride
+  local max_wait = tonumber(requests[base + 1])
+  local wait = 0
+  local oversized = 0
+  local amounts = {}
+  for i = 1, N do
+    local dim = D[i]
+    local amount = tonumber(requests[base + 1 + i])
+    amounts[i] = amount
+    if amount > dim.c * (1 + EPS) then
+      oversized = i
+      break
+    end
+    local need = amount
+    if need > dim.d then need = dim.d end
+    local short = need - dim.l
+    if short > EPS * math.max(1, need) then
+      local w = delay(short / (dim.p / dim.w))
+      if w > wait then wait = w end
+    end
+  end
+  if oversized > 0 then
+    results[#results + 1] = '-1'
+    results[#results + 1] = tostring(oversized)
+    results[#results + 1] = fmt(D[oversized].c)
+    for _ = 2, N do results[#results + 1] = '0' end
+  elseif max_wait >= 0 and wait > max_wait then
+    results[#results + 1] = '0'
+    results[#results + 1] = fmt(wait)
+    for _ = 1, N do results[#results + 1] = '0' end
   else
-    level = math.min(capacity, level + rate * elapsed)
+    results[#results + 1] = '1'
+    results[#results + 1] = fmt(wait)
+    local entry = ''
+    for i = 1, N do
+      local dim = D[i]
+      local amount = amounts[i]
+      dim.l = dim.l - amount
+      dim.k = dim.k + amount
+      local total = fmt(dim.k)
+      results[#results + 1] = total
+      entry = entry .. dim.name .. '\t' .. total .. '\t'
+    end
+    -- Scores break ties by member, not by order: a microsecond per request keeps the
+    -- grants of one batch (which may share a time) in the order they were made.
+    entries[#entries + 1] = fmt(vt + wait + r * 1e-6)
+    entries[#entries + 1] = entry
+    if probing and not pf then
+      -- The first grant of a slow-starting quota: refill waits for the first answer.
+      pf = vt + wait
+      rs = pf + GRACE
+    end
   end
-  if amount > capacity then
-    return {-1, i, fmt(capacity)}
-  end
-  local after = level - amount
-  if after < 0 and rate > 0 then
-    wait = math.max(wait, -after / rate)
-  elseif after < 0 then
-    wait = math.huge
-  end
-  names[i], levels[i], amounts[i] = name, level, amount
-  taken[i] = tonumber(fields[4]) or 0
 end
 
-if max_wait >= 0 and wait > max_wait then
-  return {0, fmt(wait), fmt(now)}
+local dims = save(false)
+if #entries > 0 then
+  redis.call('ZADD', KEYS[2], unpack(entries))
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(HISTORY + 1))
 end
-
-local reply = {1, fmt(wait), fmt(now)}
-local entry = fmt(now + wait)
-local args = {}
-for i = 1, n do
-  local total = taken[i] + amounts[i]
-  local after = levels[i] - amounts[i]
-  args[#args + 1] = 'l:' .. names[i]
-  args[#args + 1] = fmt(after)
-  args[#args + 1] = 't:' .. names[i]
-  args[#args + 1] = fmt(now)
-  args[#args + 1] = 'k:' .. names[i]
-  args[#args + 1] = fmt(total)
-  reply[#reply + 1] = fmt(total)
-  reply[#reply + 1] = fmt(after)
-  entry = entry .. ' ' .. names[i] .. '=' .. fmt(total)
-end
-redis.call('HSET', state, unpack(args))
-redis.call('LPUSH', KEYS[2], entry)
-redis.call('LTRIM', KEYS[2], 0, history - 1)
-redis.call('EXPIRE', state, ttl)
-redis.call('EXPIRE', KEYS[2], ttl)
-return reply
+redis.call('EXPIRE', KEYS[2], TTL)
+local out = view({}, debited, dims)
+for _, value in ipairs(results) do out[#out + 1] = value end
+return table.concat(out, ' ')

@@ -1,36 +1,47 @@
--- Reconcile reservations with what the calls really cost (or give them back whole).
+-- Reconcile reservations with what the calls cost, or give them back (after _quota.lua).
 --
--- A positive delta refunds what was reserved but not spent; a negative one debits the
--- excess (the level may go below zero: that debt delays everyone behind it). A refund
--- never lifts a level above its capacity.
+-- A process sums the settles made while its previous flush was in flight and sends the
+-- sums, per dimension:
+--   refund  what settles found reserved but not spent (negative: spent beyond the
+--           estimate, a debit that may put the level in debt). A refund never lifts a
+--           level above the server's last word projected to now (its remaining, plus
+--           refill since, minus what was taken since), as in the memory bucket.
+--   give    reservations given back whole (released, or left by a cancelled caller):
+--           the bucket ends where it would be had they never been taken;
+--   untake  how much of `give` leaves the running total taken (never sent).
+-- A settle is an answer, so it also ends slow start's pause. Settles for a quota that
+-- was lost (the state is missing, or its epoch is not the caller's) are dropped: the
+-- reservations they reconcile were never charged to the quota that exists now.
 --
--- KEYS[1]  the quota's state hash
--- ARGV     ttl, dimension count, then per dimension: name, delta
--- Returns  the number of dimensions changed
-redis.replicate_commands()
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
-local ttl = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
-local state = KEYS[1]
-
-local function fmt(x)
-  return string.format('%.17g', x)
+-- ARGV[4]  "refund_1 give_1 untake_1 .. refund_N give_N untake_N"
+-- Returns  the view (see _quota.lua), its flag 1 if the settles were applied
+if not load(false, true) or EPOCH ~= KNOWN then
+  return table.concat(view({}, '0', nil), ' ')
 end
-
-local changed = 0
-for i = 1, n do
-  local name = ARGV[2 + (i - 1) * 2 + 1]
-  local delta = tonumber(ARGV[2 + (i - 1) * 2 + 2])
-  local fields = redis.call('HMGET', state, 'c:' .. name, 'r:' .. name, 'l:' .. name, 't:' .. name)
-  local capacity, rate, level = tonumber(fields[1]), tonumber(fields[2]), tonumber(fields[3])
-  -- A quota that expired meanwhile has nothing to reconcile: it starts afresh, full.
-  if capacity and delta ~= 0 then
-    local elapsed = math.max(0, now - (tonumber(fields[4]) or now))
-    level = math.min(capacity, level + rate * elapsed + delta)
-    redis.call('HSET', state, 'l:' .. name, fmt(level), 't:' .. name, fmt(now))
-    changed = changed + 1
+resume()
+local sums = words(ARGV[4])
+for i = 1, N do
+  local dim = D[i]
+  if dim.exists then
+    local refund = tonumber(sums[3 * i - 2]) or 0
+    local give = tonumber(sums[3 * i - 1]) or 0
+    local untake = tonumber(sums[3 * i]) or 0
+    local level = dim.l
+    if refund > 0 then
+      local raised = level + refund
+      if dim.ta >= 0 then
+        local projected = dim.a + dim.p / dim.w * (vt - dim.ta) - (dim.k - dim.ak)
+        if raised > projected then raised = math.max(projected, level) end
+      end
+      level = raised
+    else
+      level = level + refund
+    end
+    level = level + give
+    if level > dim.d then level = dim.d end
+    dim.l = level
+    dim.k = dim.k - untake
   end
 end
-if changed > 0 then redis.call('EXPIRE', state, ttl) end
-return changed
+local dims = save(false)
+return table.concat(view({}, '1', dims), ' ')
