@@ -149,11 +149,18 @@ class RedisLeases:
         """Leases held here that expired and found no room to be taken again (yet)."""
         return frozenset(self._lost)
 
-    async def acquire(self, cap: int, *, timeout: float | None = None, weight: int = 1) -> str:
+    async def acquire(
+        self,
+        cap: int,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - patience, as the limiters' acquire
+        weight: int = 1,
+    ) -> str:
         """A lease on ``weight`` of the ``cap`` places, once they are free; its id.
 
         :param timeout: seconds to wait for room (``None``: as long as it takes; ``0``:
-            one try).
+            one try). A script call already on the wire is not cut short (its place
+            would be unknown): the wait may end one round trip late.
         :raises CapacityExceededError: ``weight`` is more than ``cap``, so it would never
             be granted.
         :raises AcquireTimeoutError: no room within ``timeout``; nothing is left taken.
@@ -186,7 +193,11 @@ class RedisLeases:
 
     @asynccontextmanager
     async def hold(
-        self, cap: int, *, timeout: float | None = None, weight: int = 1
+        self,
+        cap: int,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - as acquire's
+        weight: int = 1,
     ) -> AsyncIterator[str]:
         """`acquire` on entry, `release` on exit (also on an error or a cancellation)."""
         lease = await self.acquire(cap, timeout=timeout, weight=weight)
@@ -284,9 +295,7 @@ class RedisLeases:
         await self.aclose()
 
     def __repr__(self) -> str:
-        return (
-            f"<RedisLeases {self._where} key={self.key!r} ttl={self.ttl:g} held={self.held}>"
-        )
+        return f"<RedisLeases {self._where} key={self.key!r} ttl={self.ttl:g} held={self.held}>"
 
     # -- internals
 
