@@ -280,7 +280,7 @@ class RedisLeases:
         self._lost.clear()
         if held:
             await self._shielded(self._give_back(held))
-        if self._cleanups:
+        while self._cleanups:  # one may start another (a reply, then its release)
             await asyncio.wait(set(self._cleanups))
 
     async def __aenter__(self) -> RedisLeases:
@@ -307,17 +307,21 @@ class RedisLeases:
         except asyncio.CancelledError:
             # The script may have taken the place already, or will (it is on the wire):
             # give it back once the reply is in, or it would stay taken for a whole TTL.
-            script.add_done_callback(functools.partial(self._abandoned, lease, weight))
+            self._spawn(self._give_back_if_granted(script, lease, weight))
             raise
         if reply == "ok":
             return None
         return float(reply.split()[1])
 
-    def _abandoned(self, lease: str, weight: int, script: asyncio.Future[str]) -> None:
-        if script.cancelled() or script.exception() is not None:
+    async def _give_back_if_granted(
+        self, script: asyncio.Future[str], lease: str, weight: int
+    ) -> None:
+        try:
+            reply = await script
+        except Exception:
             return  # unknown whether it was granted: if it was, it expires within ttl
-        if script.result() == "ok":
-            self._spawn(self._give_back([(lease, weight)]))
+        if reply == "ok":
+            await self._give_back([(lease, weight)])
 
     def _hold(self, lease: str, weight: int, cap: int) -> None:
         self._held[lease] = (weight, cap)
