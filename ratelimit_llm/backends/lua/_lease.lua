@@ -7,6 +7,8 @@
 -- renews any more (its process died, or lost Redis for longer than the TTL): every
 -- script purges those before it counts.
 local KEY = KEYS[1]
+-- Writes after TIME: replicate the effects, not the script (the default from Redis 5).
+redis.replicate_commands()
 
 local function clock()
   local t = redis.call('TIME')
