@@ -172,7 +172,7 @@ class RedisLeases:
         patience = None if timeout is None else check_number("timeout", timeout, low=0.0)
         if weight > cap:
             raise CapacityExceededError("concurrency", weight, cap)
-        deadline = None if patience is None else self._clock() + patience
+        deadline = self._clock() + (patience or 0.0)  # used only with a patience
         delay = self.poll
         longest = max(MAX_POLL, self.poll)
         while True:
@@ -183,10 +183,10 @@ class RedisLeases:
                 return lease
             # A little past the earliest expiry, since that place may be free by then.
             pause = min(self._rng.uniform(delay / 2, delay), expires_in + 0.001)
-            if deadline is not None:
+            if patience is not None:
                 left = deadline - self._clock()
                 if left <= 0:
-                    raise AcquireTimeoutError(patience if patience is not None else 0.0)
+                    raise AcquireTimeoutError(patience)
                 pause = min(pause, left)
             await self._pause(pause)
             delay = min(delay * 2, longest)
