@@ -77,6 +77,9 @@ class RedisBackend:
     :param max_connections: connections in the pool the backend makes from ``url``
         (and at most this many calls in flight at once); callers beyond it queue, first
         come, first served.
+    :param lease_ttl: seconds a place in flight (``Limits(concurrency=...)``, a lease
+        in Redis, renewed every third of it while held) outlives a process that died
+        holding it.
     """
 
     def __init__(
@@ -92,6 +95,7 @@ class RedisBackend:
         ttl: float = 3600.0,
         history: int = 4096,
         max_connections: int = 64,
+        lease_ttl: float = 30.0,
     ) -> None:
         if url is not None:
             check_type("url", url, str)
@@ -109,6 +113,7 @@ class RedisBackend:
         self.ttl = math.ceil(check_number("ttl", ttl, low=0.0, low_open=True))
         self.history = check_int("history", history, low=1)
         self.max_connections = check_int("max_connections", max_connections, low=1)
+        self.lease_ttl = check_number("lease_ttl", lease_ttl, low=0.0, low_open=True)
         if client is None:
             if url is None:
                 raise TypeError("RedisBackend needs a Redis url or client=")
@@ -182,8 +187,8 @@ class RedisBackend:
         Once a quota exists in Redis its limits are Redis's (changed by `resize` and by
         the server's headers); ``clock`` is ignored, as time comes from Redis.
         ``lanes`` are checked as in memory; Redis grants the rate FIFO across processes
-        whatever the lane, and calls in flight (``Limits(concurrency=...)``) are counted,
-        and capped, per process (see `RedisRateLimiter`).
+        whatever the lane; calls in flight (``Limits(concurrency=...)``) are capped
+        across processes by leases (see `RedisRateLimiter`).
         """
         from ._redis_limiter import RedisRateLimiter
 

@@ -219,6 +219,19 @@ class RedisLeases:
             return
         await self._shielded(self._give_back([(lease, held[0])]))
 
+    def release_soon(self, lease: str) -> None:
+        """Give ``lease`` back without waiting (from synchronous code, such as a
+        reservation's ``finish``): the removal runs in the background, and the place is
+        free to this object's own waiters at once. A failure is logged; the lease then
+        expires within ``ttl``. Again, or for a lease this object does not hold: nothing.
+        """
+        check_type("lease", lease, str)
+        held = self._held.pop(lease, None)
+        self._lost.discard(lease)
+        if held is None:
+            return
+        self._spawn(self._give_back([(lease, held[0])]))
+
     async def renew(self) -> None:
         """Push back the expiry of every lease held here, in one script call.
 

@@ -23,14 +23,15 @@ What never leaks. A caller cancelled or timed out at any point (queued, on the w
 asleep) leaves nothing taken: the round trip runs in the limiter's own task, and a
 reservation Redis made for a caller who has gone is given back when the reply arrives.
 
-What is per process. Calls in flight (``Limits(concurrency=...)``) are not a quota that
-refills with time but places that come back when a call ends, so they are counted here, by
-a memory `RateLimiter` over just those dimensions, composed in front of the shared part: a
-call first takes its place in flight in this process (waiting in its lane, the lanes
-sharing the places by weight), then its share of the rate in Redis. A concurrency cap is
-therefore a cap *per process*. Lanes are checked as in memory, but Redis grants in the
-order requests reach it (FIFO, within a process and across processes): a lane's weight
-orders the wait for a place in flight, never the shared rate.
+Calls in flight. ``Limits(concurrency=...)`` counts places that come back when a call
+ends, not a rate that refills. A call first takes its place in this process's line (a
+memory `RateLimiter` over just those dimensions: lanes share the places by weight, and
+``concurrency="auto"`` learns the cap here), then a *lease* on the same cap in Redis
+(`RedisLeases`: every process's calls in flight together never pass the cap, and a
+killed process's places come back within ``RedisBackend.lease_ttl``), then its share of
+the rate. Lanes are checked as in memory, but Redis grants the rate in the order
+requests reach it (FIFO, within a process and across processes): a lane's weight orders
+the wait for a place in flight, never the shared rate.
 
 Faults (see ``docs/distributed.md`` for the guarantees and the measured figures):
 a quota lost to a restart or a flush is re-created empty and owed every reservation
@@ -71,7 +72,8 @@ from .._validate import check_instance, check_number, check_type
 
 if TYPE_CHECKING:
     from .._headers import RateLimitSnapshot
-    from ._redis_connection import RedisBackend
+from ._redis_connection import RedisBackend
+from ._redis_leases import RedisLeases
 
 __all__ = ["MAX_CLOCK_STEP", "RedisRateLimiter", "RedisReservation"]
 
@@ -316,7 +318,7 @@ class RedisReservation:
         return None
 
     def finish(self) -> None:
-        """Nothing in flight is counted in Redis (places in flight are per process)."""
+        """Nothing in flight is counted in this part (a limiter's places are leases)."""
         return None
 
     def __repr__(self) -> str:
@@ -331,11 +333,21 @@ class _HeldReservation:
     to end, as `RedisRateLimiter.mark` is.
     """
 
-    __slots__ = ("cost", "held", "shared", "waited")
+    __slots__ = ("_lease", "_leases", "cost", "held", "shared", "waited")
 
-    def __init__(self, shared: Reservation, held: MemoryReservation, waited: float) -> None:
+    def __init__(
+        self,
+        shared: Reservation,
+        held: MemoryReservation,
+        waited: float,
+        leases: RedisLeases | None = None,
+        lease: str | None = None,
+    ) -> None:
         self.shared = shared
         self.held = held
+        # The place in flight across processes (a lease in Redis), if one was taken.
+        self._leases = leases
+        self._lease = lease
         #: The cost that was reserved.
         self.cost = shared.cost
         #: Seconds the reservation waited (for its place in flight, then for the rate).
@@ -359,6 +371,7 @@ class _HeldReservation:
         self.shared.settle(actual)
         if not self.held.closed:
             self.held.settle(actual)
+        self._give_lease_back()
 
     def release(self) -> None:
         """Give both parts back: the call was never sent.
@@ -368,6 +381,7 @@ class _HeldReservation:
         self.shared.release()
         if not self.held.closed:
             self.held.release()
+        self._give_lease_back()
 
     def sent(self) -> None:
         """The call leaves now (see `MemoryReservation.sent`)."""
@@ -377,6 +391,12 @@ class _HeldReservation:
     def finish(self) -> None:
         """The call is over: its place in flight comes back (idempotent)."""
         self.held.finish()
+        self._give_lease_back()
+
+    def _give_lease_back(self) -> None:
+        lease, self._lease = self._lease, None
+        if lease is not None and self._leases is not None:
+            self._leases.release_soon(lease)
 
     def __repr__(self) -> str:
         return f"<RedisReservation {self.cost!r} {'closed' if self.closed else 'open'} +in flight>"
@@ -433,8 +453,9 @@ class RedisRateLimiter:
     background (`aclose` waits for them); `statistics` counts this process's calls, with
     the levels Redis last reported.
 
-    Calls in flight (``Limits(concurrency=...)``) are counted per process, by a memory
-    `RateLimiter` held inside (``in_flight``, ``set_concurrency``, ``finish`` are its).
+    Calls in flight (``Limits(concurrency=...)``) wait in a memory `RateLimiter` held
+    inside (``in_flight``, ``set_concurrency`` are its), then take a lease in Redis, so
+    the cap holds across processes (see the module docstring).
     ``lanes`` are checked as in memory and order the wait for a place in flight; the
     shared rate is granted FIFO, within a process and across processes, whatever the
     lane (a lane's weighted share is not enforced through Redis).
@@ -457,6 +478,7 @@ class RedisRateLimiter:
         "_inflight",
         "_keys",
         "_lanes",
+        "_leases",
         "_local",
         "_local_at",
         "_local_owed",
@@ -517,8 +539,7 @@ class RedisRateLimiter:
         dims = tuple(d for d in dims if not d.holding)
         if not dims:
             raise ValueError(
-                "limits: a Redis quota needs a rate (rpm, tpm, ...); calls in flight alone "
-                "are counted per process, by MemoryBackend"
+                "limits: a Redis quota needs a rate (rpm, tpm, ...) beside calls in flight"
             )
         self._matcher = Bucket(dims, 0.0)
         self._backend = backend
@@ -576,6 +597,17 @@ class RedisRateLimiter:
         # On this limiter's clock (Redis's time as estimated here), so the places in
         # flight and the shared part read one time.
         self._local = RateLimiter(held, clock=self.clock, lanes=lanes) if held else None
+        # ... and capped across processes: each place is also a lease in Redis, which a
+        # killed process gives back when it expires (``backend.lease_ttl``).
+        self._leases = (
+            RedisLeases(
+                backend.client,
+                self._keys[0].removesuffix(":state") + ":flight",
+                ttl=backend.lease_ttl,
+            )
+            if held
+            else None
+        )
 
     # -- the interface: reading ----------------------------------------------------------
 
@@ -612,11 +644,12 @@ class RedisRateLimiter:
         return tuple(self._view.taken) if local is None else (*self._view.taken, *local.mark())
 
     def in_flight(self) -> tuple[float, float] | None:
-        """Calls in flight from this process and the cap in force (a cap per process)."""
+        """Calls in flight from this process and the cap in force (on all processes)."""
         return None if self._local is None else self._local.in_flight()
 
     def set_concurrency(self, limit: float) -> None:
-        """Let at most ``limit`` calls be in flight from this process from now (>= 1)."""
+        """Let at most ``limit`` calls be in flight from now (>= 1), this process's
+        leases counted against the same cap in Redis."""
         if self._local is not None:
             self._local.set_concurrency(limit)
 
@@ -764,14 +797,43 @@ class RedisRateLimiter:
                 self._timed_out += 1
                 raise
             assert isinstance(held, MemoryReservation)
+            lease: str | None = None
             try:
+                lease = await self._lease(loop, local, deadline)
                 shared = await self._shared(loop, cost, amounts, deadline, patience)
             except BaseException:
-                held.release()  # a timeout, a refusal, a cancel: the place comes back
+                held.release()  # a timeout, a refusal, a cancel: the places come back
+                if lease is not None and self._leases is not None:
+                    self._leases.release_soon(lease)
                 raise
-            return _HeldReservation(shared, held, loop.time() - start)
+            return _HeldReservation(shared, held, loop.time() - start, self._leases, lease)
         finally:
             self._waiting -= 1
+
+    async def _lease(
+        self, loop: asyncio.AbstractEventLoop, local: RateLimiter, deadline: float | None
+    ) -> str | None:
+        """A place in flight across processes: a lease on the cap in force here.
+
+        Skipped while the backend is down (the outage policy decides, as for the rate);
+        an outage met here fails closed, or goes on without a lease under
+        ``on_outage="local"``.
+        """
+        leases = self._leases
+        if leases is None or self._backend.down:
+            return None
+        counted = local.in_flight()
+        cap = 1 if counted is None else max(1, math.floor(counted[1]))
+        left = None if deadline is None else max(0.0, deadline - loop.time())
+        try:
+            return await leases.acquire(cap, timeout=left)
+        except AcquireTimeoutError:
+            self._timed_out += 1
+            raise
+        except BackendUnavailableError:
+            if self._backend.on_outage == "local":
+                return None
+            raise
 
     async def _shared(
         self,
@@ -1616,6 +1678,8 @@ class RedisRateLimiter:
         """
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self._leases is not None:
+            await self._leases.aclose()
 
     def __repr__(self) -> str:
         dims = ", ".join(f"{d.name}={d.limit:g}" for d in self.dimensions)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import cast
 
 import anyio
@@ -590,30 +593,116 @@ async def test_an_early_answer_moves_the_grants_that_counted_on_the_pause(
     assert level >= -0.5
 
 
-async def test_calls_in_flight_are_capped_per_process_the_rate_is_shared(
+async def test_calls_in_flight_are_capped_across_processes(
     redis_backend: RedisBackend,
 ) -> None:
-    """Two processes on one quota with ``concurrency=1``: one call in flight *each*
-    (the cap is per process), while the rate stays one quota between them."""
+    """Two processes on one quota with ``concurrency=1``: one call in flight between
+    them (each place is a lease in Redis), and the rate stays one quota too."""
     dims = [
         Dimension("requests/s", "requests", 2, 1.0, 3),
         Dimension("concurrency", "concurrency", 1, math.inf),
     ]
-    first = redis_backend.limiter(dims, scope="per-process")
-    second = redis_backend.limiter(dims, scope="per-process")
+    first = redis_backend.limiter(dims, scope="across")
+    second = redis_backend.limiter(dims, scope="across")
     one = await first.acquire(timeout=0.5)
-    two = await second.acquire(timeout=0.5)  # not blocked by the first process's call
-    assert first.in_flight() == second.in_flight() == (1, 1)
     with pytest.raises(AcquireTimeoutError):
-        await first.acquire(timeout=0.05)  # its own place is taken
+        await second.acquire(timeout=0.2)  # the other process holds the one place
+    assert second.in_flight() == (0, 1)  # and the refused call keeps no place here
     one.finish()
-    two.finish()
-    await first.acquire(timeout=0.5)  # the third request of the shared 3
+    two = await second.acquire(timeout=2.0)  # the lease came back
     with pytest.raises(AcquireTimeoutError):
-        await second.acquire(timeout=0.05)  # the shared rate is spent (2/s)
-    assert second.in_flight() == (0, 1)  # and the refused call keeps no place
+        await first.acquire(timeout=0.2)
+    two.finish()
+    await first.acquire(timeout=2.0)  # the third request of the shared 3
+    await first.aclose()
+    await second.aclose()
+
+
+async def test_a_timed_out_acquire_leaves_no_lease_behind(redis_backend: RedisBackend) -> None:
+    dims = [
+        Dimension("requests/s", "requests", 1, 1.0, 1),
+        Dimension("concurrency", "concurrency", 2, math.inf),
+    ]
+    first = redis_backend.limiter(dims, scope="no-lease-leak")
+    second = redis_backend.limiter(dims, scope="no-lease-leak")
+    held = await first.acquire(timeout=0.5)  # spends the only request of this second
+    with pytest.raises(AcquireTimeoutError):
+        await second.acquire(timeout=0.1)  # a lease, then no rate: the lease comes back
+    held.finish()
+    await second.aclose()
+    await first.aclose()
+    state = redis_backend.client
+    key = redis_backend.keys("no-lease-leak")[0].removesuffix(":state") + ":flight"
+    assert await state.zcard(key) == 0
 
 
 async def test_calls_in_flight_alone_are_no_shared_quota(redis_backend: RedisBackend) -> None:
-    with pytest.raises(ValueError, match="per process"):
+    with pytest.raises(ValueError, match="needs a rate"):
         redis_backend.limiter(Limits(concurrency=4), scope="only-in-flight")
+
+
+_ROOT = Path(__file__).resolve().parents[2]
+
+_HOLDER = """
+import asyncio, math, sys
+from ratelimit_llm.backends import RedisBackend
+from ratelimit_llm.core import Dimension
+
+async def main() -> None:
+    backend = RedisBackend(sys.argv[1], namespace=sys.argv[2], lease_ttl=float(sys.argv[3]))
+    limiter = backend.limiter(
+        [Dimension("requests/s", "requests", 100, 1.0, 100),
+         Dimension("concurrency", "concurrency", 2, math.inf)],
+        scope="killed",
+    )
+    for _ in range(2):
+        await limiter.acquire(timeout=5)
+    print("holding", flush=True)
+    await asyncio.sleep(120)
+
+asyncio.run(main())
+"""
+
+
+async def test_a_killed_process_gives_its_places_in_flight_back_within_the_lease_ttl(
+    redis_url: str, redis_backend: RedisBackend
+) -> None:
+    ttl = 1.0
+    root = _ROOT
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+    }
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _HOLDER,
+        redis_url,
+        redis_backend.namespace,
+        str(ttl),
+        stdout=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=root,
+    )
+    dims = [
+        Dimension("requests/s", "requests", 100, 1.0, 100),
+        Dimension("concurrency", "concurrency", 2, math.inf),
+    ]
+    limiter = redis_backend.limiter(dims, scope="killed")
+    try:
+        assert child.stdout is not None
+        async with asyncio.timeout(60):
+            assert (await child.stdout.readline()).strip() == b"holding"
+        with pytest.raises(AcquireTimeoutError):
+            await limiter.acquire(timeout=0.1)  # both places are the child's
+        child.kill()
+        await child.wait()
+        killed = time.monotonic()
+        reservation = await limiter.acquire(timeout=ttl + 5.0)
+        assert time.monotonic() - killed <= ttl + 5.0
+        reservation.finish()
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+        await limiter.aclose()
