@@ -706,3 +706,50 @@ async def test_a_killed_process_gives_its_places_in_flight_back_within_the_lease
             child.kill()
             await child.wait()
         await limiter.aclose()
+
+
+async def test_calls_in_flight_never_pass_the_cap_across_processes_with_cancellations(
+    redis_backend: RedisBackend,
+) -> None:
+    """Three limiters (as three processes) on one scope with ``concurrency=3``: 300
+    calls, a third of them cancelled at random moments (seeded); never more than three
+    in flight between them, and nothing left taken at the end."""
+    import random
+
+    rng = random.Random(14)
+    dims = [
+        Dimension("requests/s", "requests", 10_000, 1.0, 10_000),
+        Dimension("concurrency", "concurrency", 3, math.inf),
+    ]
+    limiters = [redis_backend.limiter(dims, scope="cap-cancel") for _ in range(3)]
+    in_flight = peak = done = 0
+
+    async def call(limiter: RedisRateLimiter) -> None:
+        nonlocal in_flight, peak, done
+        reservation = await limiter.acquire(timeout=30)
+        in_flight += 1
+        peak = max(peak, in_flight)
+        try:
+            await asyncio.sleep(rng.uniform(0, 0.01))
+        finally:
+            in_flight -= 1
+            reservation.finish()
+        done += 1
+
+    async with asyncio.timeout(60):
+        tasks = [asyncio.create_task(call(limiters[i % 3])) for i in range(300)]
+        for task in rng.sample(tasks, 100):
+            await asyncio.sleep(rng.uniform(0, 0.005))
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    assert peak <= 3
+    assert done >= 150  # most of those not cancelled (or cancelled after the end) ran
+    for limiter in limiters:
+        assert limiter.in_flight() == (0, 3)
+    # Leases go back in the background: every one is gone before anything is closed.
+    key = redis_backend.keys("cap-cancel")[0].removesuffix(":state") + ":flight"
+    async with asyncio.timeout(5):
+        while await redis_backend.client.zcard(key):
+            await asyncio.sleep(0.01)
+    for limiter in limiters:
+        await limiter.aclose()
