@@ -249,25 +249,7 @@ class RedisBackend:
 
     def _translate(self, exc: Exception) -> Exception:
         """Our typed error for a driver's exception (never the driver's own, never a secret)."""
-        from redis import exceptions
-
-        refused = (
-            exceptions.AuthenticationError,
-            exceptions.AuthorizationError,
-            exceptions.NoPermissionError,
-        )
-        if isinstance(exc, refused):
-            return BackendError(
-                f"Redis at {self._where} refused the credentials or the rights to run "
-                f"scripts ({type(exc).__name__}); check the URL's user and password"
-            )
-        if _is_outage(exc):
-            return BackendUnavailableError(
-                f"Redis at {self._where} is unavailable ({type(exc).__name__})"
-            )
-        if isinstance(exc, exceptions.RedisError):
-            return BackendError(f"Redis at {self._where} answered {type(exc).__name__}: {exc}")
-        return exc
+        return translate_error(exc, self._where)
 
     def _gate(self) -> _Gate:
         """The gate of the running event loop (asyncio futures bind to one loop)."""
@@ -339,6 +321,28 @@ class _Gate:
             future = waiters.popleft()
             if not future.done():
                 future.set_exception(error())
+
+
+def translate_error(exc: Exception, where: str) -> Exception:
+    """Our typed error for a redis driver's exception, naming the server as ``where``
+    (host and port, never a password); anything else is returned unchanged."""
+    from redis import exceptions
+
+    refused = (
+        exceptions.AuthenticationError,
+        exceptions.AuthorizationError,
+        exceptions.NoPermissionError,
+    )
+    if isinstance(exc, refused):
+        return BackendError(
+            f"Redis at {where} refused the credentials or the rights to run "
+            f"scripts ({type(exc).__name__}); check the URL's user and password"
+        )
+    if _is_outage(exc):
+        return BackendUnavailableError(f"Redis at {where} is unavailable ({type(exc).__name__})")
+    if isinstance(exc, exceptions.RedisError):
+        return BackendError(f"Redis at {where} answered {type(exc).__name__}: {exc}")
+    return exc
 
 
 def _is_outage(exc: BaseException) -> bool:

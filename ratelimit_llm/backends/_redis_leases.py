@@ -46,7 +46,7 @@ from .._exceptions import (
     CapacityExceededError,
 )
 from .._validate import check_int, check_number, check_type
-from ._redis_connection import _describe_client, _is_outage
+from ._redis_connection import _describe_client, translate_error
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -430,22 +430,4 @@ class RedisLeases:
 
     def _translate(self, exc: Exception) -> Exception:
         """Our typed error for a driver's exception (never the driver's own, never a secret)."""
-        from redis import exceptions
-
-        refused = (
-            exceptions.AuthenticationError,
-            exceptions.AuthorizationError,
-            exceptions.NoPermissionError,
-        )
-        if isinstance(exc, refused):
-            return BackendError(
-                f"Redis at {self._where} refused the credentials or the rights to run "
-                f"scripts ({type(exc).__name__}); check the URL's user and password"
-            )
-        if _is_outage(exc):
-            return BackendUnavailableError(
-                f"Redis at {self._where} is unavailable ({type(exc).__name__})"
-            )
-        if isinstance(exc, exceptions.RedisError):
-            return BackendError(f"Redis at {self._where} answered {type(exc).__name__}: {exc}")
-        return exc
+        return translate_error(exc, self._where)
