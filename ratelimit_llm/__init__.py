@@ -36,6 +36,7 @@ from ._transport import RateLimitedTransport
 from ._types import Cost, Dimension, Limits
 from ._wrap import http_client, transport_of, wrap
 from .backends import Backend, MemoryBackend, backend_from
+from .runs import run
 from .strategies import AdaptiveBackoff, CredentialState, FixedDelay, KeyRotation
 
 __version__ = "0.1.0.dev0"
@@ -86,6 +87,7 @@ __all__ = [
     "http_client",
     "parse_rate_limit_headers",
     "redact_key",
+    "run",
     "transport_of",
     "wrap",
 ]
