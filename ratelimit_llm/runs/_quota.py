@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
 from .._credentials import redact_key
 from .._transport import RateLimitedTransport
 

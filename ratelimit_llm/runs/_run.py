@@ -28,8 +28,8 @@ import anyio
 import openai
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from .._validate import check_choice, check_instance, check_int, check_number, check_type
 from .._transport import RateLimitedTransport
+from .._validate import check_choice, check_instance, check_int, check_number, check_type
 from .._wrap import transport_of, wrap
 from ..batch._cost import PriceTable
 from ..batch._errors import JournalMismatchError
