@@ -167,7 +167,7 @@ class Clerk:
 
     async def flush(self) -> None:
         """Until everything queued so far is committed and written."""
-        while self._claims or self._answers or self._cut or self._unsent or self._finalize:
+        while self._queued():
             self._wake.set()
             await self._drained.wait()
 
@@ -182,12 +182,14 @@ class Clerk:
     async def run(self) -> None:
         try:
             while True:
-                with anyio.move_on_after(self._sync_every):
+                # No timer: a run that waits (a batch, the quota) has nothing new to sync,
+                # and a timer would move a virtual clock on while a journal call runs.
+                # Work queued (or a close asked) during the last cycle is not waited for:
+                # its wake-up went to the event that cycle replaced.
+                if not (self._queued() or self._closing):
                     await self._wake.wait()
                 self._wake = anyio.Event()
-                busy = bool(
-                    self._claims or self._answers or self._cut or self._unsent or self._finalize
-                )
+                busy = self._queued()
                 if busy:
                     await self._cycle()
                 if self._unsynced and (
@@ -200,6 +202,9 @@ class Clerk:
                         return
         finally:
             self._closed.set()
+
+    def _queued(self) -> bool:
+        return bool(self._claims or self._answers or self._cut or self._unsent or self._finalize)
 
     def _notify_drained(self) -> None:
         self._drained.set()

@@ -320,8 +320,17 @@ class RunJournal:
         cursor: tuple[int, int] | None = None,
     ) -> None:
         """One transaction: claims (id, reservation), answers (with their out_seq), calls
-        cut with their reservations kept, claims never sent, and the output's cursor."""
+        cut with their reservations kept, claims never sent, and the output's cursor.
+
+        Claims go first: a claim withdrawn in the same group is then given back after it.
+        """
         with self.journal.transaction() as db:
+            if claims:
+                claimed = db.executemany(
+                    _CLAIM, [(nano, request_id) for request_id, nano in claims]
+                ).rowcount
+                if claimed != len(claims):  # pragma: no cover - one driver per journal
+                    raise RuntimeError(f"{len(claims) - claimed} claim(s) found no pending row")
             if answers:
                 updated = db.executemany(
                     _ANSWER,
@@ -348,12 +357,6 @@ class RunJournal:
                 self._add_unresolved(db, sum(nano for _, nano in cut))
             if unsent:
                 db.executemany(_UNSEND, [(request_id,) for request_id in unsent])
-            if claims:
-                claimed = db.executemany(
-                    _CLAIM, [(nano, request_id) for request_id, nano in claims]
-                ).rowcount
-                if claimed != len(claims):  # pragma: no cover - one driver per journal
-                    raise RuntimeError(f"{len(claims) - claimed} claim(s) found no pending row")
             if cursor is not None:
                 db.executemany(
                     _META_SET,

@@ -3,29 +3,37 @@
 A dispatcher reads pending requests in pages (bodies stay text), reserves each one's
 price bound in the budget, has the clerk journal a group of them as in flight, and only
 then hands them to ``concurrency`` workers. Each worker sends one request through the
-client (whose limiter paces it) and gives its answer to the clerk. At most
-``concurrency`` requests are claimed at any moment, sent or waiting their turn in the
-limiter: that is the most a kill can leave in flight, hence the most requests a resume
-sends a second time.
+client (whose limiter paces it) and gives its answer to the clerk.
 
-Stopping (`Control.stop`): nothing more is claimed; claims not yet picked up by a
-worker are given back unsent; calls in flight finish within the run's grace, after
-which they are cut (back to pending, their reservation kept as spent: the server may
-have billed them). A quota or credentials failure stops the run the same way: what
-follows would fail alike.
+**What "in flight" means.** The limiter's own telemetry says when each call is granted
+(its ``granted`` event, emitted in the worker's task, which a context variable ties to
+the request). The dispatcher keeps at most ``prefetch`` claimed requests waiting for
+their grant, just enough to keep the limiter's line fed, so a claim is almost always a
+send: at a kill, the journal's in-flight requests (the most a resume sends a second
+time) are the calls granted and not yet answered (at most ``concurrency``) plus at most
+``prefetch`` that never left.
+
+**Stopping** (`Control.stop`): nothing more is claimed; calls still waiting for their
+grant are withdrawn at once (never sent: back to pending as if never claimed); granted
+calls finish within the run's grace, after which they are cut (back to pending, their
+reservation kept as spent: the server may have billed them). A quota or credentials
+failure stops the run the same way: what would follow would fail alike.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
 import openai
 from anyio.streams.memory import MemoryObjectReceiveStream
 
+from .._telemetry import Event, Telemetry
 from ..batch._cost import PriceTable
 from ._budget import Ledger
 from ._call import answer
@@ -38,8 +46,26 @@ __all__ = ["OnlineDriver"]
 
 _PAGE = 1_000
 _GROUP = 64
+#: Claimed requests waiting for their grant, at most (fewer with a lower concurrency).
+_PREFETCH = 128
 #: Failure kinds after which nothing else can succeed, and the stop they mean.
 _STOP_KINDS = {"insufficient_quota": "quota", "authentication": "credentials"}
+
+
+@dataclass(slots=True)
+class _Flight:
+    """One request a worker is sending."""
+
+    id: int
+    reserved: int
+    granted: bool = False
+    scope: anyio.CancelScope = field(default_factory=anyio.CancelScope)
+
+
+#: The request the current task is sending (read by the telemetry subscriber).
+_CURRENT: contextvars.ContextVar[_Flight | None] = contextvars.ContextVar(
+    "ratelimit_llm_run_flight", default=None
+)
 
 
 class OnlineDriver:
@@ -54,6 +80,7 @@ class OnlineDriver:
         ledger: Ledger,
         control: Control,
         *,
+        telemetry: Telemetry,
         prices: PriceTable,
         concurrency: int,
         decode_body: bool,
@@ -65,29 +92,83 @@ class OnlineDriver:
         self._clerk = clerk
         self._ledger = ledger
         self._control = control
+        self._telemetry = telemetry
         self._prices = prices
         self._concurrency = concurrency
+        self._prefetch = min(concurrency, _PREFETCH)
         self._decode_body = decode_body
         self._budgeted = budgeted
+        #: Claimed and not finished (waiting for a worker, for a grant, or for an answer).
         self.in_progress = 0
-        self._freed = anyio.Event()
-        #: Requests a worker is sending, with their reservations (cut if stopped).
-        self._sending: dict[int, int] = {}
+        #: Of those, not granted by the limiter yet.
+        self.waiting = 0
+        self._changed = anyio.Event()
+        self._flights: dict[int, _Flight] = {}
+        #: Claimed requests no worker has taken yet, with their reservations.
+        self._handed: set[int] = set()
+        self._bounds: dict[int, int] = {}
         self.sent = 0
 
     @property
     def in_flight(self) -> int:
-        return len(self._sending)
+        """Calls granted by the limiter and not answered yet."""
+        return sum(1 for flight in self._flights.values() if flight.granted)
 
     async def run(self, more: Callable[[], bool] | None = None) -> None:
         """Drive until nothing is pending (and ``more()`` says none will come back)."""
-        send, receive = anyio.create_memory_object_stream[tuple[Pending, int]](self._concurrency)
-        async with anyio.create_task_group() as workers:
-            for _ in range(self._concurrency):
-                workers.start_soon(self._worker, receive.clone())
-            receive.close()
-            async with send:
-                await self._dispatch(send, more)
+        unsubscribe = self._telemetry.subscribe(self._on_event)
+        try:
+            await self._run(more)
+        finally:
+            unsubscribe()
+            # Claims no worker took (the workers were cut short): never sent.
+            self._give_back(list(self._handed), self._bounds)
+
+    def _give_back(self, ids: list[int], bounds: dict[int, int]) -> None:
+        for request_id in ids:
+            if request_id in self._handed:
+                self._handed.discard(request_id)
+                self._ledger.release(bounds.get(request_id, 0))
+                self._bounds.pop(request_id, None)
+                self._clerk.unsent(request_id)
+                self.in_progress -= 1
+                self.waiting -= 1
+
+    async def _run(self, more: Callable[[], bool] | None) -> None:
+        async with anyio.create_task_group() as watch:
+            watch.start_soon(self._withdraw_at_stop)
+            send, receive = anyio.create_memory_object_stream[tuple[Pending, int]](
+                self._concurrency
+            )
+            async with anyio.create_task_group() as workers:
+                for _ in range(self._concurrency):
+                    workers.start_soon(self._worker, receive.clone())
+                receive.close()
+                async with send:
+                    await self._dispatch(send, more)
+            watch.cancel_scope.cancel()
+
+    def _on_event(self, event: Event) -> None:
+        if event.kind != "granted":
+            return
+        flight = _CURRENT.get()
+        if flight is not None and not flight.granted:
+            flight.granted = True
+            self.waiting -= 1
+            self._notify()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = anyio.Event()
+
+    async def _withdraw_at_stop(self) -> None:
+        """At a stop, calls still waiting for their grant go back unsent."""
+        await self._control.wait_stopping()
+        while True:
+            for flight in list(self._flights.values()):
+                if not flight.granted:
+                    flight.scope.cancel()
+            await self._changed.wait()
 
     # ---------------------------------------------------------------- dispatching
 
@@ -127,6 +208,10 @@ class OnlineDriver:
                 await self._first(self._ledger.wait_changed, control.wait_stopping)
                 continue
             self.in_progress += len(group)
+            self.waiting += len(group)
+            for item, bound in group:
+                self._handed.add(item.id)
+                self._bounds[item.id] = bound
             await self._clerk.claim(group)
             for claimed in group:
                 await send.send(claimed)
@@ -142,12 +227,14 @@ class OnlineDriver:
         )
 
     async def _free(self) -> int:
-        """Slots free for claims (waits for at least one); 0 once the run stops."""
-        while self.in_progress >= self._concurrency:
+        """How many to claim now (waits for room); 0 once the run stops."""
+        while True:
             if self._control.stopping:
                 return 0
-            await self._first(self._freed.wait, self._control.wait_stopping)
-        return 0 if self._control.stopping else self._concurrency - self.in_progress
+            room = min(self._concurrency - self.in_progress, self._prefetch - self.waiting)
+            if room > 0:
+                return room
+            await self._first(self._changed.wait, self._control.wait_stopping)
 
     @staticmethod
     async def _first(*waits: Callable[[], Any]) -> None:
@@ -166,37 +253,49 @@ class OnlineDriver:
     async def _worker(self, receive: MemoryObjectReceiveStream[tuple[Pending, int]]) -> None:
         async with receive:
             async for item, reserved in receive:
+                self._handed.discard(item.id)
+                self._bounds.pop(item.id, None)
                 try:
-                    if self._control.stopping:
-                        self._ledger.release(reserved)
-                        self._clerk.unsent(item.id)
-                        continue
                     await self._send(item, reserved)
                 finally:
                     self.in_progress -= 1
-                    self._freed.set()
-                    self._freed = anyio.Event()
+                    self._notify()
 
     async def _send(self, item: Pending, reserved: int) -> None:
-        self._sending[item.id] = reserved
+        flight = _Flight(item.id, reserved)
+        self._flights[item.id] = flight
+        token = _CURRENT.set(flight)
         queued = False
+        result = None
         try:
-            result = await answer(
-                self._client,
-                item,
-                prices=self._prices,
-                reserved=reserved,
-                decode_body=self._decode_body,
-            )
-            self.sent += 1
-            await self._clerk.answered(result)
-            queued = True
-            self._ledger.settle(reserved, result.nano or 0)
+            if not self._control.stopping:
+                with flight.scope:
+                    result = await answer(
+                        self._client,
+                        item,
+                        prices=self._prices,
+                        reserved=reserved,
+                        decode_body=self._decode_body,
+                    )
+            if result is not None:
+                self.sent += 1
+                await self._clerk.answered(result)
+                queued = True
+                self._ledger.settle(reserved, result.nano or 0)
         finally:
-            del self._sending[item.id]
-            if not queued:  # cut in flight: the server may have it
-                self._ledger.unresolve(reserved)
-                self._clerk.cut(item.id, reserved)
+            _CURRENT.reset(token)
+            del self._flights[item.id]
+            if not flight.granted:
+                self.waiting -= 1
+            if not queued:
+                if flight.granted:  # cut in flight: the server may have it
+                    self._ledger.unresolve(reserved)
+                    self._clerk.cut(item.id, reserved)
+                else:  # withdrawn before the limiter let it go: never sent
+                    self._ledger.release(reserved)
+                    self._clerk.unsent(item.id)
+        if result is None:
+            return
         error = result.result.error
         if error is not None and error.kind in _STOP_KINDS:
             self._control.stop(_STOP_KINDS[error.kind])  # type: ignore[arg-type]

@@ -304,6 +304,7 @@ class Run:
             self._clerk,
             self._ledger,
             self.control,
+            telemetry=self._transport.telemetry,
             prices=self._prices,
             concurrency=self._concurrency,
             decode_body=isinstance(self._client, openai.AsyncAzureOpenAI),

@@ -46,9 +46,10 @@ class RunMock:
         return data
 
     async def chat_requests(self) -> int:
-        """Online chat calls the mock saw (batch lines are not API calls)."""
+        """Online API calls the mock saw, those refused as invalid (400) included (batch
+        lines are not API calls)."""
         stats = await self.stats()
-        return int(stats["requests"])
+        return int(stats["requests"]) + sum(int(n) for n in stats["invalid"].values())
 
 
 @asynccontextmanager
