@@ -29,7 +29,8 @@ from aiolimiter import AsyncLimiter
 from rich.console import Console
 from rich.table import Table
 
-from ratelimit_llm import Cost, Dimension, Limits, RateLimiter
+from ratelimit_llm import Cost, Limits, RateLimiter
+from ratelimit_llm.core import Dimension
 
 RESULTS = Path(__file__).parent / "results"
 

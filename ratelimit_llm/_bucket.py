@@ -92,6 +92,7 @@ class Bucket:
         "_depth",
         "_dimensions",
         "_history",
+        "_holding",
         "_levels",
         "_metrics",
         "_opening",
@@ -129,6 +130,8 @@ class Bucket:
         if plain and len(self._metrics) > 1:
             self._read_plain = operator.attrgetter(*self._metrics)
         self._rates = [d.rate for d in dimensions]
+        # Calls in flight: taken with a grant, given back by `finish`, never refilled.
+        self._holding = [d.holding for d in dimensions]
         # The limit each refills at (its stated limit unless `set_pace` lowered it); kept
         # as given, so that reading it back involves no rounding.
         self._paces = [d.limit for d in dimensions]
@@ -274,6 +277,8 @@ class Bucket:
                     amount = depth
             short = amount - level
             if short > _EPSILON * max(1.0, amount):
+                if rate <= 0:
+                    return math.inf  # calls in flight: only a finished call makes room
                 wait = max(wait, hold + short / rate)
         return wait
 
@@ -365,8 +370,15 @@ class Bucket:
         self.resume_refill(now)
         self._refill(now)
         levels, rates, depth = self._levels, self._rates, self._depth
-        refunded, spent, anchors = self._refunded, self._spent, self._anchors
+        refunded, spent, anchors, holding = (
+            self._refunded,
+            self._spent,
+            self._anchors,
+            self._holding,
+        )
         for i, cost in enumerate(actual):
+            if holding[i]:
+                continue  # calls in flight come back with `finish`, not with a settle
             unspent = reserved[i] - cost
             level = levels[i]
             if unspent > 0:
@@ -395,6 +407,7 @@ class Bucket:
         reset: float | None = None,
         mark: Mark | None = None,
         resize: bool = True,
+        window_known: bool = False,
     ) -> str | None:
         """Correct the local view from what the server reported for one dimension.
 
@@ -412,12 +425,19 @@ class Bucket:
         to the server's remaining net of later sends); an open one adopts a depth that
         differs by more than 10 %, without a free burst.
 
-        Returns the name of the dimension that was corrected, or ``None`` when no
-        dimension matches.
+        With ``window_known`` the reading's ``limit`` counts per its own ``window``
+        (Together's requests per second): for a per-minute dimension that is a limit
+        enforced in slices, so it states ``limit * 60 / window`` per minute, and the slice
+        is the depth. Returns the name of the dimension that was corrected, or ``None``
+        when no dimension matches.
         """
-        index = self._match(metric, limit, window)
+        index = self._match(metric, limit, window, window_known=window_known)
         if index is None:
             return None
+        if window_known and window and limit is not None and limit > 0:
+            ours = self._dimensions[index].window
+            if not 0.5 <= ours / window <= 2.0:
+                limit = limit * ours / window
         self.resume_refill(now)
         self._refill(now)
         if resize and limit is not None and limit > 0:
@@ -465,6 +485,8 @@ class Bucket:
         self.resume_refill(now)
         self._refill(now)
         for i, rate in enumerate(self._rates):
+            if self._holding[i]:
+                continue  # a named wait is about a rate, not about calls in flight
             if metric is None or self._metrics[i] == metric:
                 amount = amounts[i] if i < len(amounts) else 0.0
                 amount = min(amount, self._depth[i])
@@ -491,6 +513,11 @@ class Bucket:
         for i, amount in enumerate(amounts):
             if not self._probing[i] or amount <= 0 or mark[i] <= self._probe_mark[i]:
                 continue
+            if self._holding[i] and self._depth[i] - self._levels[i] < self._depth[i] / 2:
+                # Calls in flight grow only while the cap is used: answers from a few
+                # calls say nothing about whether many more could be in flight (TCP's
+                # window-limited rule, RFC 7661).
+                continue
             step = max(amount, self._probe[i] * factor)
             depth = min(self._capacity[i], self._depth[i] + step)
             self._levels[i] = min(depth, self._levels[i] + depth - self._depth[i])
@@ -516,10 +543,41 @@ class Bucket:
             if not self._probing[i] or (metric is not None and metric_i != metric):
                 continue
             self._probing[i] = False
-            self._depth[i] = max(self._opening[i], self._depth[i] - self._probe[i])
-            self._levels[i] = min(self._levels[i], self._depth[i])
+            depth = max(self._opening[i], self._depth[i] - self._probe[i])
+            if self._holding[i]:
+                # The level counts free places: what is in flight stays in flight (the
+                # level may go below zero until enough of it is over).
+                self._levels[i] += depth - self._depth[i]
+            else:
+                self._levels[i] = min(self._levels[i], depth)
+            self._depth[i] = depth
             fell.append(self._dimensions[i].name)
         return tuple(fell)
+
+    def finish(self, amounts: Sequence[float]) -> None:
+        """A call granted ``amounts`` is over: its places among the calls in flight return."""
+        levels, depth = self._levels, self._depth
+        for i, holding in enumerate(self._holding):
+            if holding:
+                levels[i] = min(depth[i], levels[i] + amounts[i])
+
+    def in_flight(self) -> float | None:
+        """Calls in flight now (the first dimension counting them), or ``None`` if none does."""
+        for i, holding in enumerate(self._holding):
+            if holding:
+                return self._depth[i] - self._levels[i]
+        return None
+
+    def set_depth(self, name: str, depth: float) -> None:
+        """Let dimension ``name`` hold ``depth`` at once from now (an inferred depth).
+
+        For calls in flight this is the cap in force: within [1, capacity], and what is
+        in flight stays in flight (the level moves by the change).
+        """
+        index = self._index(name)
+        depth = min(self._capacity[index], max(1.0, depth))
+        self._levels[index] += depth - self._depth[index]
+        self._depth[index] = depth
 
     def set_level(self, name: str, level: float, now: float) -> None:
         """Put dimension ``name`` at ``level`` (at most its depth; below zero is debt).
@@ -617,7 +675,14 @@ class Bucket:
             return None
         return min(capacity, max(shown, _EPSILON))
 
-    def _match(self, metric: str, limit: float | None, window: float | None) -> int | None:
+    def _match(
+        self,
+        metric: str,
+        limit: float | None,
+        window: float | None,
+        *,
+        window_known: bool = False,
+    ) -> int | None:
         """Which dimension a server snapshot speaks of.
 
         A known window picks the dimension whose window is nearest (within a factor of
@@ -635,6 +700,12 @@ class Bucket:
             ratio = self._dimensions[best].window / window
             if 0.5 <= ratio <= 2.0:
                 return best
+            if window < 30.0 and window_known:
+                # A limit the provider counts per second: our per-minute bucket, sliced.
+                for i in candidates:
+                    if self._dimensions[i].window == 60.0:
+                        return i
+                return None
             if window < 30.0:
                 for i in candidates:
                     dim = self._dimensions[i]

@@ -31,6 +31,7 @@ __all__ = [
     "new_client",
     "pool_size_of",
     "router_for",
+    "sdk_library",
 ]
 
 # Attributes a client reads on every request; copied so that the new one does the same.
@@ -84,11 +85,44 @@ def router_for(client: Any) -> _AsyncRouter | _SyncRouter:
 
 def module_of(client: Any) -> ModuleType:
     """``httpx2`` or ``httpx``: the library ``client`` belongs to."""
-    for cls in type(client).__mro__:
-        root = cls.__module__.partition(".")[0]
+    module = library_of_class(type(client))
+    if module is None:
+        raise TypeError(f"{type(client).__name__} is neither an httpx2 nor an httpx client")
+    return module
+
+
+def library_of_class(cls: type) -> ModuleType | None:
+    """``httpx2`` or ``httpx``, whichever ``cls`` (or a class it derives from) belongs to."""
+    for base in cls.__mro__:
+        root = base.__module__.partition(".")[0]
         if root in ("httpx2", "httpx"):
             return sys.modules[root]
-    raise TypeError(f"{type(client).__name__} is neither an httpx2 nor an httpx client")
+    return None
+
+
+def sdk_library() -> ModuleType:
+    """The HTTP library the installed openai SDK is built on: ``httpx2`` (3.x) or ``httpx``.
+
+    Asked of the SDK itself (the class of its default client), not of what happens to be
+    installed: httpx2 may sit next to openai 1.x or 2.x, brought in by another package,
+    and those refuse an httpx2 client. Without the SDK, httpx2 where installed.
+    """
+    try:
+        import openai
+    except ImportError:
+        default = None
+    else:
+        default = getattr(openai, "DefaultAsyncHttpxClient", None)
+    found = library_of_class(default) if isinstance(default, type) else None
+    if found is not None:
+        return found
+    try:
+        import httpx2
+    except ImportError:
+        import httpx
+
+        return httpx
+    return httpx2
 
 
 def is_sync(client: Any) -> bool:

@@ -50,8 +50,19 @@ class Credential:
     name: str = ""
 
     def __post_init__(self) -> None:
-        if not isinstance(self.api_key, str) or not self.api_key:
+        # The type only, never the value: a key in the wrong wrapper is still a key.
+        if not isinstance(self.api_key, str):
+            kind = type(self.api_key).__name__
+            raise TypeError(f"Credential.api_key must be a str, got {kind}")
+        if not self.api_key:
             raise ValueError("Credential.api_key must be a non-empty string")
+        for label in ("organization", "project", "base_url"):
+            value = getattr(self, label)
+            if value is not None and not isinstance(value, str):
+                kind = type(value).__name__
+                raise TypeError(f"Credential.{label} must be a str or None, got {kind}")
+        if not isinstance(self.name, str):
+            raise TypeError(f"Credential.name must be a str, got {type(self.name).__name__}")
         if not self.name:
             object.__setattr__(self, "name", redact_key(self.api_key))
 

@@ -55,6 +55,11 @@ class CapacityExceededError(RateLimitLLMError, ValueError):
             "the request can never be granted; split it or raise the limit"
         )
 
+    def __reduce__(self) -> tuple[type[CapacityExceededError], tuple[str, float, float]]:
+        # Pickled with its own arguments (the default would pass the message back in),
+        # so it crosses process pools and job queues.
+        return type(self), (self.dimension, self.requested, self.capacity)
+
 
 class WouldBlock(RateLimitLLMError, anyio.WouldBlock):
     """``acquire_nowait()`` could not be served without waiting."""
@@ -66,6 +71,9 @@ class AcquireTimeoutError(RateLimitLLMError, TimeoutError):
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         super().__init__(f"no capacity was granted within {timeout:g} s")
+
+    def __reduce__(self) -> tuple[type[AcquireTimeoutError], tuple[float]]:
+        return type(self), (self.timeout,)
 
 
 class ReservationError(RateLimitLLMError, RuntimeError):
@@ -82,6 +90,9 @@ class CredentialsExhaustedError(RateLimitLLMError):
         self.reasons = dict(reasons)
         listed = "; ".join(f"{name}: {why}" for name, why in self.reasons.items())
         super().__init__(f"no usable credential is left ({listed or 'none configured'})")
+
+    def __reduce__(self) -> tuple[type[CredentialsExhaustedError], tuple[dict[str, str]]]:
+        return type(self), (self.reasons,)
 
 
 class BackendUnavailableError(RateLimitLLMError, ConnectionError):

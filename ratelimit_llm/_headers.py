@@ -31,10 +31,16 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, NamedTuple, TypeAlias
+from typing import NamedTuple, TypeAlias
 
 from ._durations import parse_duration
-from ._providers import SIGNATURE_NAMES, Provider, provider_from_header_names, to_provider
+from ._providers import (
+    SIGNATURE_NAMES,
+    Provider,
+    header_pairs,
+    provider_from_header_names,
+    to_provider,
+)
 from ._types import METRICS
 
 __all__ = [
@@ -191,6 +197,12 @@ class DimensionSnapshot:
     ``adaptive`` is true when the server moves this limit with our traffic (Together's
     dynamic rate, Fireworks' adaptive limits): the figure is what holds now, and it may
     grow with steady use or shrink after a burst.
+
+    ``window_known`` is true when the window comes from the header name or the
+    provider's documentation, so that ``limit`` is a count per that window (Together's
+    10 requests per *second*); an inferred window only tells how fast the bucket refills,
+    and ``limit`` keeps the server's own unit (OpenAI's per-minute limit, enforced in
+    one-second slices, shows a window of about a second).
     """
 
     metric: str
@@ -200,6 +212,7 @@ class DimensionSnapshot:
     reset: float | None
     window: float | None
     adaptive: bool = False
+    window_known: bool = False
 
     @property
     def rate(self) -> float | None:
@@ -351,7 +364,7 @@ def _collect(headers: object) -> dict[str, list[str]]:
     """The values of the headers this module knows, by lower-case name, in arrival order."""
     found: dict[str, list[str]] = {}
     try:
-        for count, item in enumerate(_pairs(headers)):
+        for count, item in enumerate(header_pairs(headers)):
             if count >= _MAX_HEADERS:
                 break
             try:
@@ -373,17 +386,6 @@ def _collect(headers: object) -> dict[str, list[str]]:
     except Exception as exc:
         _log.debug("stopped reading headers: %s", type(exc).__name__)
     return found
-
-
-def _pairs(headers: object) -> Iterator[Any]:
-    # httpx's multi_items() keeps repeated headers apart; its items() would comma-join them.
-    multi_items = getattr(headers, "multi_items", None)
-    if callable(multi_items):
-        yield from multi_items()
-    elif isinstance(headers, Mapping):
-        yield from headers.items()
-    elif isinstance(headers, Iterable) and not isinstance(headers, str | bytes):
-        yield from headers
 
 
 def _as_text(value: object) -> str | None:
@@ -476,7 +478,9 @@ def _dimension(
     window = known_window
     if window is None:
         window = _infer_window(limit, remaining, reset)
-    return DimensionSnapshot(metric, scope, limit, remaining, reset, window, adaptive)
+    return DimensionSnapshot(
+        metric, scope, limit, remaining, reset, window, adaptive, known_window is not None
+    )
 
 
 def _infer_window(

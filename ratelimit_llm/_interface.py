@@ -77,6 +77,10 @@ class Reservation(Protocol):
         """Say that the call is leaving for the server now (after any wait of its own)."""
         ...
 
+    def finish(self) -> None:
+        """The call is over: its place among the calls in flight comes back (idempotent)."""
+        ...
+
 
 class AcquireCall(Protocol):
     """What `Limiter.acquire` returns: await it, or use it as ``async with``."""
@@ -101,8 +105,13 @@ class Limiter(Protocol):
         """The dimensions with their stated limits (the server's, once it stated them)."""
         ...
 
-    def acquire(self, cost: Cost | None = None, *, timeout: float | None = None) -> AcquireCall:
+    def acquire(
+        self, cost: Cost | None = None, *, timeout: float | None = None, lane: str | None = None
+    ) -> AcquireCall:
         """Wait in line until ``cost`` fits, take it, and return a `Reservation`.
+
+        ``lane`` is the priority lane (see `ratelimit_llm.lane`); ``None`` takes the one a
+        surrounding ``lane`` block names, else ``"default"``.
 
         :raises CapacityExceededError: at once, if ``cost`` can never fit.
         :raises AcquireTimeoutError: if ``timeout`` passed first (nothing is taken).
@@ -177,7 +186,15 @@ class Limiter(Protocol):
         """A refusal during slow start: give the last probe back and stop probing."""
         ...
 
+    def set_concurrency(self, limit: float) -> None:
+        """Let at most ``limit`` calls be in flight from now (inferred; never above stated)."""
+        ...
+
     # -- reading -------------------------------------------------------------------------
+
+    def in_flight(self) -> tuple[float, float] | None:
+        """Calls in flight now and the cap in force, if the limits count them."""
+        ...
 
     def paces(self) -> dict[str, float]:
         """The limit each dimension refills at now, by name."""

@@ -9,7 +9,11 @@ Every correction of a bucket passes through here, whatever strategy is composed:
 * slow start for servers that send no headers: each answer without refusal opens the
   burst further, a refusal halves it;
 * a pace learned from refusals when the server states no limit (multiplicative
-  decrease, additive recovery, as TCP does), and OpenAI's ``slow_down`` hold.
+  decrease, additive recovery, as TCP does), and OpenAI's ``slow_down`` hold;
+* the cap on calls in flight (``Limits(concurrency=...)``): a refusal that names
+  concurrency cuts it, latency that climbs while throughput does not (a server that
+  queues rather than refuses, as vLLM does) takes it back to where throughput was best,
+  answers raise it slowly.
 
 Strategies (`AdaptiveBackoff`, `KeyRotation`, `FixedDelay`, yours) only decide: wait,
 retry after N, route to a key, give up. They read the same `Attempt`; none of them writes
@@ -89,7 +93,9 @@ class Learner:
     """
 
     __slots__ = (
+        "_cut_marks",
         "_learned",
+        "_throughput",
         "decrease",
         "floor",
         "growth",
@@ -126,6 +132,14 @@ class Learner:
         self._learned: weakref.WeakKeyDictionary[Limiter, dict[str, _Learned]] = (
             weakref.WeakKeyDictionary()
         )
+        # Per limiter: what had been granted at the last cut of the in-flight cap, and
+        # the best delivery rate seen (calls a second) with the calls in flight then.
+        self._cut_marks: weakref.WeakKeyDictionary[Limiter, dict[str, float]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._throughput: weakref.WeakKeyDictionary[Limiter, tuple[float, float]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     def learn(self, attempt: Attempt, *, since: float | None = None) -> None:
         """Apply what the answer to ``attempt`` says to the bucket it was charged to.
@@ -150,6 +164,9 @@ class Learner:
             self._follow_stated(limiter, attempt)
         error = attempt.error
         if attempt.succeeded:
+            # Latency first: a server that queues must stop the probe this answer
+            # would otherwise extend.
+            self._in_flight_answered(limiter, attempt)
             if attempt.reservation is not None:
                 limiter.grow(attempt.reservation, factor=self.growth)
             if limiter in self._learned:
@@ -158,6 +175,8 @@ class Learner:
             self._refused(limiter, attempt, error)
         elif error is not None and error.kind is ErrorKind.SLOW_DOWN:
             self._slow_down(limiter, attempt)
+        elif error is not None and error.kind is ErrorKind.CONCURRENCY:
+            self._too_many_in_flight(limiter, attempt, "a refusal that names concurrency")
 
     def hold_seconds(self, named: float) -> float:
         """What a named wait of ``named`` seconds may hold a bucket for (at most `max_hold`)."""
@@ -240,6 +259,79 @@ class Learner:
                 self._emit(
                     attempt, dim, f"{dim.name} pace {_fmt(pace)} -> {_fmt(state.target)} ({why})"
                 )
+
+    # -- calls in flight ------------------------------------------------------------------
+
+    def _too_many_in_flight(self, limiter: Limiter, attempt: Attempt, why: str) -> None:
+        """Cut the cap on calls in flight, once per round of calls granted under it."""
+        state = limiter.in_flight()
+        if state is None:
+            return  # nothing counts calls in flight: Limits(concurrency=...) would
+        marks = self._cut_marks.setdefault(limiter, {})
+        reservation = attempt.reservation
+        if reservation is not None and sum(reservation.mark) <= marks.get("concurrency", -1.0):
+            return  # sent under the cap being cut: already accounted for
+        marks["concurrency"] = sum(limiter.mark())
+        if "concurrency" in limiter.probing():
+            # The other refusals of this probe's round are the same news: the fall back
+            # answers them all (the mark above), so none of them cuts again.
+            for name in limiter.fall_back("concurrency"):
+                self._emit_in_flight(attempt, f"{name}: probing stopped by {why}")
+            return
+        _, cap = state
+        new = max(1.0, math.floor(cap * self.decrease))
+        if new < cap:
+            limiter.set_concurrency(new)
+            self._emit_in_flight(attempt, f"concurrency {_fmt(cap)} -> {_fmt(new)} ({why})")
+
+    def _in_flight_answered(self, limiter: Limiter, attempt: Attempt) -> None:
+        """An answer: raise a binding cap slowly, or cut it once more calls in flight stop
+        buying throughput.
+
+        By Little's law a server delivers ``in flight / latency`` calls a second. The best
+        rate seen, and the cap it came at, are kept; when half again as many calls in
+        flight bring no tenth more, the server only queues (vLLM refuses nothing, it
+        queues): the cap goes back to where the rate was best.
+        """
+        state = limiter.in_flight()
+        if state is None:
+            return
+        in_flight, cap = state
+        probing = "concurrency" in limiter.probing()
+        latency = attempt.latency
+        # The concurrency this call met: the calls in flight when it left, itself included.
+        concurrent = attempt.in_flight if attempt.in_flight is not None else in_flight + 1
+        if latency is not None and latency > 0:
+            best_rate, best_at = self._throughput.get(limiter, (0.0, concurrent))
+            rate = concurrent / latency
+            if rate > best_rate * 1.1:
+                self._throughput[limiter] = (rate, concurrent)
+            elif concurrent >= 1.5 * best_at and cap > best_at:
+                if probing:
+                    limiter.fall_back("concurrency")
+                limiter.set_concurrency(best_at)
+                self._emit_in_flight(
+                    attempt,
+                    f"concurrency {_fmt(cap)} -> {_fmt(best_at)} (latency climbs, "
+                    f"throughput stays at {rate:.3g}/s)",
+                )
+                return
+        if not probing and concurrent >= cap:
+            # The cap binds and answers come: one more call in flight per round of them.
+            limiter.set_concurrency(cap + 1.0 / cap)
+
+    def _emit_in_flight(self, attempt: Attempt, detail: str) -> None:
+        attempt.telemetry.emit(
+            Event(
+                "limit_changed",
+                key=attempt.key_name,
+                model=attempt.model,
+                attempt=max(attempt.number, 1),
+                status=attempt.status,
+                metric="concurrency",
+                detail=detail,
+            )
+        )
 
     # -- after every answer --------------------------------------------------------------
 

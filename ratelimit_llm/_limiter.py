@@ -19,7 +19,6 @@ shape it, each a fix for a failure seen in other limiters (``research/peers.md``
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -32,7 +31,9 @@ from ._bucket import Bucket, Mark
 from ._exceptions import AcquireTimeoutError, CapacityExceededError, ReservationError, WouldBlock
 from ._headers import RateLimitSnapshot
 from ._interface import Reservation
+from ._line import DEFAULT_LANE, DEFAULT_LANES, Line, check_lanes, current_lane
 from ._types import Cost, Dimension, Limits
+from ._validate import check_number
 
 __all__ = ["LimiterStatistics", "MemoryReservation", "RateLimiter"]
 
@@ -41,6 +42,10 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _DEFAULT_COST = Cost(requests=1)
+
+#: One dimension of a header snapshot, as the limiters apply it:
+#: (metric, limit, remaining, window, reset, window_known).
+Reading = tuple[str, float | None, float | None, float | None, float | None, bool]
 
 # Waiter states.
 _WAITING, _GRANTED, _GONE, _FAILED = 0, 1, 2, 3
@@ -94,11 +99,22 @@ class MemoryReservation:
     Capacity granted to one call: settle it with the real cost, or release it.
 
     ``settle(actual)`` refunds what was reserved but not spent, or debits the excess;
-    ``release()`` gives everything back and is meant for calls that were never sent.
-    A reservation left open keeps its estimate, which is the safe side.
+    ``release()`` gives everything back and is meant for calls that were never sent;
+    ``finish()`` says the call is over, so its place among the calls in flight returns
+    (a settle implies it). A reservation left open keeps its estimate, which is the safe
+    side.
     """
 
-    __slots__ = ("_amounts", "_limiter", "_mark", "_state", "_wired", "cost", "waited")
+    __slots__ = (
+        "_amounts",
+        "_finished",
+        "_limiter",
+        "_mark",
+        "_state",
+        "_wired",
+        "cost",
+        "waited",
+    )
 
     def __init__(
         self,
@@ -113,6 +129,7 @@ class MemoryReservation:
         self._mark = mark
         self._state = _OPEN
         self._wired = False
+        self._finished = False
         #: The cost that was reserved.
         self.cost = cost
         #: Seconds this reservation waited in line.
@@ -141,6 +158,26 @@ class MemoryReservation:
         assert bucket is not None and limiter._clock is not None
         bucket.settle(self._amounts, bucket.amounts(actual), limiter._clock())
         limiter._settled += 1
+        if not self._finished:
+            self._finished = True
+            bucket.finish(self._amounts)
+        if limiter._waiting:
+            limiter._wake_head()
+
+    def finish(self) -> None:
+        """The call is over (answered, failed or cut): its place in flight comes back.
+
+        Only dimensions that count calls in flight (``Limits(concurrency=...)``) change;
+        the estimate stays charged until a settle. Idempotent; a settle or a release
+        implies it.
+        """
+        if self._finished or self._state == _RELEASED:
+            return
+        self._finished = True
+        limiter = self._limiter
+        bucket = limiter._bucket
+        assert bucket is not None
+        bucket.finish(self._amounts)
         if limiter._waiting:
             limiter._wake_head()
 
@@ -167,7 +204,13 @@ class MemoryReservation:
         if self._state != _OPEN:
             raise ReservationError("reservation already closed")
         self._state = _RELEASED
-        self._limiter._release(self._amounts)
+        amounts = self._amounts
+        if self._finished:
+            # Its place in flight came back already: give back the rest only.
+            holding = self._limiter._holding
+            amounts = tuple(0.0 if held else a for a, held in zip(amounts, holding, strict=True))
+        self._finished = True
+        self._limiter._release(amounts)
 
     def __repr__(self) -> str:
         state = ("open", "settled", "released")[self._state]
@@ -175,15 +218,22 @@ class MemoryReservation:
 
 
 class _Waiter:
-    __slots__ = ("amounts", "enqueued", "error", "event", "state")
+    __slots__ = ("amounts", "enqueued", "error", "event", "lane", "state", "tag")
 
-    def __init__(self, amounts: tuple[float, ...], enqueued: float) -> None:
+    def __init__(self, amounts: tuple[float, ...], enqueued: float, lane: str) -> None:
         self.amounts = amounts
         self.enqueued = enqueued
+        self.lane = lane
+        #: Its start tag in the line (see `Line`).
+        self.tag = 0.0
         self.event: anyio.Event | None = None
         self.state = _WAITING
         #: Why it was failed (a stated limit shrank below its amount).
         self.error: BaseException | None = None
+
+    @property
+    def waiting(self) -> bool:
+        return self.state == _WAITING
 
 
 class _Done:
@@ -201,15 +251,18 @@ _DONE = _Done()
 class _Acquire:
     """What `RateLimiter.acquire` returns: await it, or use it as ``async with``."""
 
-    __slots__ = ("_cost", "_limiter", "_timeout")
+    __slots__ = ("_cost", "_lane", "_limiter", "_timeout")
 
-    def __init__(self, limiter: RateLimiter, cost: Cost, timeout: float | None) -> None:
+    def __init__(
+        self, limiter: RateLimiter, cost: Cost, timeout: float | None, lane: str | None = None
+    ) -> None:
         self._limiter = limiter
         self._cost = cost
         self._timeout = timeout
+        self._lane = lane
 
     def __await__(self) -> Generator[Any, None, Reservation]:
-        return self._limiter._acquire(self._cost, self._timeout).__await__()
+        return self._limiter._acquire(self._cost, self._timeout, self._lane).__await__()
 
     async def __aenter__(self) -> Reservation:
         # The uncontended path is inlined here: one coroutine frame fewer per call.
@@ -255,6 +308,9 @@ class RateLimiter:
         fresh quota is).
     :param follow_server_limits: let a limit reported by the server's headers resize
         the matching dimension (on by default).
+    :param lanes: priority lanes and their weights (see `Line`): when several lanes have
+        callers waiting, each gets capacity in proportion to its weight, and FIFO order
+        holds within a lane. Must include ``"default"``. By default `DEFAULT_LANES`.
     """
 
     __slots__ = (
@@ -266,8 +322,9 @@ class RateLimiter:
         "_follow",
         "_granted",
         "_granted_after_wait",
+        "_holding",
         "_initial_fill",
-        "_queue",
+        "_line",
         "_queued",
         "_released",
         "_settled",
@@ -283,9 +340,25 @@ class RateLimiter:
         clock: Clock | None = None,
         initial_fill: float = 1.0,
         follow_server_limits: bool = True,
+        lanes: Mapping[str, float] = DEFAULT_LANES,
     ) -> None:
-        dimensions = limits.dimensions() if isinstance(limits, Limits) else tuple(limits)
+        if isinstance(limits, Limits):
+            dimensions = limits.dimensions()
+        elif isinstance(limits, list | tuple) and all(isinstance(d, Dimension) for d in limits):
+            dimensions = tuple(limits)
+        else:
+            raise TypeError(
+                f"limits must be a Limits or a sequence of Dimension, got {type(limits).__name__}"
+            )
+        if clock is not None and not callable(clock):
+            raise TypeError(
+                f"clock must be a callable returning seconds, got {type(clock).__name__}"
+            )
+        if not isinstance(follow_server_limits, bool):
+            kind = type(follow_server_limits).__name__
+            raise TypeError(f"follow_server_limits must be a bool, got {kind}")
         self._dimensions = dimensions
+        self._holding = tuple(d.holding for d in dimensions)
         self._clock = clock
         self._initial_fill = initial_fill
         self._follow = follow_server_limits
@@ -295,7 +368,7 @@ class RateLimiter:
             self._bucket = Bucket(dimensions, clock(), fill=initial_fill)
         else:
             Bucket(dimensions, 0.0, fill=initial_fill)  # validate now, not on first use
-        self._queue: deque[_Waiter] = deque()
+        self._line = Line(check_lanes(lanes))
         # What the live waiters ask for in total, per dimension (for `expected_wait`).
         self._queued = [0.0] * len(dimensions)
         self._waiting = 0
@@ -339,7 +412,9 @@ class RateLimiter:
         names = (d.name for d in bucket.dimensions)
         return tuple(name for name, p in zip(names, bucket.probing(), strict=True) if p)
 
-    def acquire(self, cost: Cost | None = None, *, timeout: float | None = None) -> _Acquire:
+    def acquire(
+        self, cost: Cost | None = None, *, timeout: float | None = None, lane: str | None = None
+    ) -> _Acquire:
         """Wait until ``cost`` fits, take it, and return a `Reservation`.
 
         Use it as ``async with limiter.acquire(cost) as reservation:`` or
@@ -347,12 +422,17 @@ class RateLimiter:
 
         :param cost: what the call spends (one request by default).
         :param timeout: give up after this many seconds; the place in line is released.
+        :param lane: the priority lane to wait in; by default the one a surrounding
+            `ratelimit_llm.lane` block names, else ``"default"``.
         :raises CapacityExceededError: at once, if ``cost`` can never fit.
         :raises AcquireTimeoutError: if ``timeout`` passed first.
+        :raises ValueError: for a lane this limiter does not have.
         """
-        if timeout is not None and not (timeout >= 0):
-            raise ValueError(f"timeout must be >= 0 or None, got {timeout!r}")
-        return _Acquire(self, _DEFAULT_COST if cost is None else cost, timeout)
+        if timeout is not None:
+            timeout = check_number("timeout", timeout, low=0.0)
+        if cost is not None and not isinstance(cost, Cost):
+            raise TypeError(f"cost must be a Cost, got {type(cost).__name__}")
+        return _Acquire(self, _DEFAULT_COST if cost is None else cost, timeout, lane)
 
     def limit(
         self,
@@ -407,7 +487,9 @@ class RateLimiter:
         or ``since``). Returns the dimension's name, or ``None`` if no dimension counts
         ``metric`` over that window.
         """
-        return self._observe([(metric, limit, remaining, window, reset)], reservation, since)[0]
+        return self._observe(
+            [(metric, limit, remaining, window, reset, False)], reservation, since
+        )[0]
 
     def observe_snapshot(
         self,
@@ -427,7 +509,14 @@ class RateLimiter:
         Returns the names of the dimensions that were corrected.
         """
         readings = [
-            (d.metric, d.limit if d.scope == "" else None, d.remaining, d.window, d.reset)
+            (
+                d.metric,
+                d.limit if d.scope == "" else None,
+                d.remaining,
+                d.window,
+                d.reset,
+                d.window_known,
+            )
             for d in snapshot.dimensions
             if d.scope in ("", "project")
         ]
@@ -436,11 +525,11 @@ class RateLimiter:
 
     def _observe(
         self,
-        readings: Sequence[tuple[str, float | None, float | None, float | None, float | None]],
+        readings: Sequence[Reading],
         reservation: Reservation | None,
         since: float | None,
     ) -> list[str | None]:
-        """Apply (metric, limit, remaining, window, reset) readings; one place for both."""
+        """Apply (metric, limit, remaining, window, reset, window_known) readings."""
         bucket = self._bucket or self._start()
         if reservation is not None:
             mark: Mark | None = reservation.mark
@@ -462,8 +551,9 @@ class RateLimiter:
                 reset=reset,
                 mark=mark,
                 resize=self._follow,
+                window_known=window_known,
             )
-            for metric, limit, remaining, window, reset in readings
+            for metric, limit, remaining, window, reset, window_known in readings
         ]
         if bucket.dimensions is not before:
             # A stated limit changed: waiters it can no longer serve fail at once.
@@ -528,6 +618,26 @@ class RateLimiter:
         bucket.set_pace(name, limit, self._now(), amount=amounts[index])
         self._wake_head()
 
+    def in_flight(self) -> tuple[float, float] | None:
+        """Calls in flight now and the cap in force, if a dimension counts them."""
+        bucket = self._bucket or self._start()
+        count = bucket.in_flight()
+        if count is None:
+            return None
+        index = self._holding.index(True)
+        return count, bucket.depths()[index]
+
+    def set_concurrency(self, limit: float) -> None:
+        """Let at most ``limit`` calls be in flight from now (an inferred cap, >= 1).
+
+        Never above the stated ``Limits(concurrency=...)``; calls already in flight stay.
+        """
+        bucket = self._bucket or self._start()
+        for dim in bucket.dimensions:
+            if dim.holding:
+                bucket.set_depth(dim.name, limit)
+        self._wake_head()
+
     def answered(self) -> None:
         """Say that the server answered a call: slow start's wait for refill ends."""
         bucket = self._bucket or self._start()
@@ -547,7 +657,7 @@ class RateLimiter:
         return grown
 
     def fall_back(self, metric: str | None = None) -> tuple[str, ...]:
-        """A refusal during slow start: halve the depth of ``metric``'s probing dimensions.
+        """A refusal during slow start: ``metric``'s probing dimensions give the last probe back.
 
         Returns the names of the dimensions that fell back (see `Bucket.fall_back`).
         """
@@ -640,26 +750,45 @@ class RateLimiter:
         assert self._clock is not None
         return MemoryReservation(self, cost, amounts, bucket.grant_mark(self._clock()), waited)
 
-    async def _acquire(self, cost: Cost, patience: float | None) -> Reservation:
+    async def _acquire(
+        self, cost: Cost, patience: float | None, lane: str | None = None
+    ) -> Reservation:
         bucket = self._bucket or self._start()
         amounts = bucket.amounts(cost)
         assert self._clock is not None
         now = self._clock()
-        if not self._waiting and bucket.try_take(amounts, now):
-            return self._grant(cost, amounts, 0.0)
+        line = self._line
+        lane = lane or current_lane() or DEFAULT_LANE
+        line.check(lane)
+        if not self._waiting:
+            if bucket.try_take(amounts, now):
+                return self._grant(cost, amounts, 0.0)
+        else:
+            # Others wait: this call goes now only if its turn comes before theirs (a
+            # lane of more weight) and it fits; never past a waiter of its own lane.
+            head = line.head()
+            if head is not None and line.tag_for(lane) < head.tag and bucket.try_take(amounts, now):
+                line.served_at_once(lane, self._size(amounts))
+                return self._grant(cost, amounts, 0.0)
         bucket.check_fits(amounts)
         if patience == 0:
             self._timed_out += 1
             raise AcquireTimeoutError(0.0)
-        return await self._wait_in_line(cost, amounts, now, patience)
+        return await self._wait_in_line(cost, amounts, now, patience, lane)
 
     async def _wait_in_line(
-        self, cost: Cost, amounts: tuple[float, ...], now: float, patience: float | None
+        self,
+        cost: Cost,
+        amounts: tuple[float, ...],
+        now: float,
+        patience: float | None,
+        lane: str,
     ) -> Reservation:
-        waiter = _Waiter(amounts, now)
+        waiter = _Waiter(amounts, now, lane)
+        line = self._line
         if not self._waiting:
-            self._queue.clear()  # only abandoned waiters were left in it
-        self._queue.append(waiter)
+            line.clear()  # only abandoned waiters were left in it
+        line.push(waiter, self._size(amounts))
         self._waiting += 1
         queued = self._queued
         for i, amount in enumerate(amounts):
@@ -669,7 +798,7 @@ class RateLimiter:
         assert clock is not None
         try:
             while True:
-                if self._queue[0] is waiter:
+                if line.head() is waiter:
                     # The head owns the one timer: serve whoever fits, then sleep until
                     # this waiter will fit (or until something changes and wakes it).
                     now = clock()
@@ -704,17 +833,14 @@ class RateLimiter:
 
     def _serve(self, now: float) -> None:
         """Grant waiters from the head for as long as they fit, then wake the new head."""
-        queue = self._queue
+        line = self._line
         bucket = self._bucket
         assert bucket is not None
-        while queue:
-            head = queue[0]
-            if head.state in (_GONE, _FAILED):
-                queue.popleft()
-                continue
-            if not bucket.try_take(head.amounts, now):
+        while True:
+            head = line.head()
+            if head is None or not bucket.try_take(head.amounts, now):
                 break
-            queue.popleft()
+            line.pop(head)
             head.state = _GRANTED
             self._waiting -= 1
             self._unqueue(head.amounts)
@@ -731,8 +857,8 @@ class RateLimiter:
         bucket = self._bucket
         if bucket is None or not self._waiting:
             return
-        for waiter in self._queue:
-            if waiter.state != _WAITING or bucket.fits(waiter.amounts):
+        for waiter in list(self._line):
+            if bucket.fits(waiter.amounts):
                 continue
             try:
                 bucket.check_fits(waiter.amounts)
@@ -743,19 +869,25 @@ class RateLimiter:
             self._unqueue(waiter.amounts)
             if waiter.event is not None:
                 waiter.event.set()
-        # Failed waiters leave the line lazily, like abandoned ones.
-        while self._queue and self._queue[0].state in (_GONE, _FAILED):
-            self._queue.popleft()
 
     def _wake_head(self) -> None:
         """Let the head re-check the bucket (it may have become head, or room appeared)."""
-        queue = self._queue
-        while queue and queue[0].state in (_GONE, _FAILED):
-            queue.popleft()
-        if queue:
-            event = queue[0].event
+        if not self._waiting:
+            return
+        head = self._line.head()
+        if head is not None:
+            event = head.event
             if event is not None:
                 event.set()
+
+    def _size(self, amounts: Sequence[float]) -> float:
+        """What ``amounts`` cost in seconds of refill at the stated rates (the line's unit)."""
+        size = 0.0
+        for amount, dim in zip(amounts, self.dimensions, strict=True):
+            rate = dim.rate
+            if rate > 0:
+                size = max(size, amount / rate)
+        return size
 
     def _unqueue(self, amounts: tuple[float, ...]) -> None:
         queued = self._queued

@@ -7,11 +7,15 @@ limit" families) are mapped to one group, and so to one bucket.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from typing import Literal, TypeAlias
 
 from ._interface import Limiter
+from ._line import DEFAULT_LANES, check_lanes
+from ._providers import Provider
 from ._types import Limits
+from ._validate import check_instance
 from .backends import Backend, backend_from
 
 __all__ = ["AUTO_START", "UNMETERED", "LimiterPool", "LimitsSpec"]
@@ -47,6 +51,8 @@ class LimiterPool:
         is one quota scope shared with every other process that uses it.
     :param unmetered: the limits of calls that name no model (files, batches, model
         lists), which no model's quota counts; see `UNMETERED`.
+    :param lanes: the priority lanes of every limiter and their weights (see
+        `ratelimit_llm.lane`); by default `DEFAULT_LANES`.
     """
 
     __slots__ = (
@@ -59,6 +65,7 @@ class LimiterPool:
         "_shared",
         "_unmetered",
         "backend",
+        "lanes",
     )
 
     def __init__(
@@ -71,6 +78,7 @@ class LimiterPool:
         follow_server_limits: bool = True,
         backend: Backend | str | None = None,
         unmetered: Limits = UNMETERED,
+        lanes: Mapping[str, float] = DEFAULT_LANES,
     ) -> None:
         if not (limits == "auto" or isinstance(limits, Limits | Mapping)):
             raise TypeError(
@@ -80,6 +88,20 @@ class LimiterPool:
             for model, value in limits.items():
                 if not isinstance(value, Limits):
                     raise TypeError(f"limits[{model!r}] must be a Limits, got {value!r}")
+        if shared is not None:
+            check_instance("shared", shared, Mapping, "a mapping of model name to group name")
+            for model, group in shared.items():
+                if not isinstance(model, str) or not isinstance(group, str):
+                    raise TypeError(f"shared must map model names to group names, got {model!r}")
+        if clock is not None and not callable(clock):
+            raise TypeError(
+                f"clock must be a callable returning seconds, got {type(clock).__name__}"
+            )
+        check_instance("auto_start", auto_start, Limits, "a Limits")
+        check_instance("unmetered", unmetered, Limits, "a Limits")
+        if not isinstance(follow_server_limits, bool):
+            kind = type(follow_server_limits).__name__
+            raise TypeError(f"follow_server_limits must be a bool, got {kind}")
         self._limits = limits
         self._shared = dict(shared or {})
         self._clock = clock
@@ -88,6 +110,7 @@ class LimiterPool:
         self.backend = backend_from(backend)
         self._owns_backend = backend is None or isinstance(backend, str)
         self._unmetered = unmetered
+        self.lanes = check_lanes(lanes)
         self._limiters: dict[tuple[str, str | None], Limiter] = {}
 
     def group(self, model: str | None) -> str | None:
@@ -96,17 +119,31 @@ class LimiterPool:
             return None
         return self._shared.get(model, model)
 
-    def get(self, credential: str, model: str | None) -> Limiter:
-        """The limiter for ``credential`` (its redacted name) and ``model``."""
+    def get(
+        self, credential: str, model: str | None, *, provider: Provider | None = None
+    ) -> Limiter:
+        """The limiter for ``credential`` (its redacted name) and ``model``.
+
+        For a provider whose binding limit is calls in flight (DeepSeek, TGI: see
+        `ProviderTraits.limits_concurrency`), limits that name no ``concurrency`` learn
+        one (``"auto"``).
+        """
         key = (credential, self.group(model))
         limiter = self._limiters.get(key)
         if limiter is None:
             limits, learned = self._limits_for(model)
+            if (
+                provider is not None
+                and provider.traits.limits_concurrency
+                and limits.concurrency is None
+            ):
+                limits = dataclasses.replace(limits, concurrency="auto")
             limiter = self.backend.limiter(
                 limits,
                 scope=f"{credential}|{key[1] or '*'}",
                 clock=self._clock,
                 follow_server_limits=learned or self._follow,
+                lanes=self.lanes,
             )
             self._limiters[key] = limiter
         return limiter

@@ -298,7 +298,7 @@ def _header_names(headers: object) -> set[str]:
     """Lower-case header names, read as safely as `parse_rate_limit_headers` reads them."""
     names: set[str] = set()
     try:
-        for count, item in enumerate(_items(headers)):
+        for count, item in enumerate(header_pairs(headers)):
             if count >= _MAX_HEADERS:
                 break
             try:
@@ -314,8 +314,10 @@ def _header_names(headers: object) -> set[str]:
     return names
 
 
-def _items(headers: object) -> Iterator[Any]:
-    # httpx's multi_items() keeps repeated headers apart; for names alone either works.
+def header_pairs(headers: object) -> Iterator[Any]:
+    """Every (name, value) of a headers object: httpx's and httpx2's (whose
+    ``multi_items()`` keeps repeated headers apart, where ``items()`` would comma-join
+    them), a mapping, or an iterable of pairs."""
     multi_items = getattr(headers, "multi_items", None)
     if callable(multi_items):
         yield from multi_items()

@@ -33,6 +33,7 @@ from ._classify import ErrorInfo, ErrorKind
 from ._credentials import Credential
 from ._headers import RateLimitSnapshot
 from ._interface import Limiter, Reservation
+from ._providers import Provider
 from ._types import Cost
 
 if TYPE_CHECKING:
@@ -93,6 +94,18 @@ class Attempt:
     #: Retries made so far for this call, by kind of failure (see `retry_kind`);
     #: counted by the transport as it retries.
     retried: dict[str, int] = field(default_factory=dict)
+    #: The provider whose dialect the answers are read in (named, or recognised from
+    #: the host); ``None`` lets each answer's headers tell.
+    provider: Provider | None = None
+    #: The priority lane the call waits in (`ratelimit_llm.lane`); ``None``: "default".
+    lane: str | None = None
+    #: The answer is a stream being passed through: the call is over only at its end.
+    streaming: bool = False
+    #: Seconds from this attempt's send to its answer's headers (``None`` before).
+    latency: float | None = None
+    #: Calls in flight on this attempt's bucket when it was sent, itself included
+    #: (``None`` unless the limits count calls in flight).
+    in_flight: float | None = None
 
     @property
     def succeeded(self) -> bool:
@@ -114,7 +127,7 @@ class Attempt:
         """The bucket ``credential`` would use for this call's model."""
         credential = credential or self.default_credential
         name = credential.name if credential is not None else "<no key>"
-        return self.pool.get(name, self.model)
+        return self.pool.get(name, self.model, provider=self.provider)
 
 
 _KIND_OF_RETRY: dict[ErrorKind, str] = {

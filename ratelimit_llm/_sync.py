@@ -27,10 +27,12 @@ import anyio.from_thread
 
 from ._interface import Limiter
 from ._learner import Learner
+from ._line import current_lane
 from ._pool import LimiterPool
+from ._providers import Provider
 from ._strategy import Strategy
 from ._telemetry import RouteStatistics, Telemetry
-from ._transport import RateLimitedTransport
+from ._transport import LANE_HEADER, RateLimitedTransport
 
 __all__ = ["SyncRateLimitedTransport"]
 
@@ -131,6 +133,10 @@ class SyncRateLimitedTransport(_TransportBase):
 
     def handle_request(self, request: Any) -> Any:
         """Send ``request`` through the limiter, waiting on this thread for the answer."""
+        lane = current_lane()
+        if lane is not None and LANE_HEADER not in request.headers:
+            # The loop thread does not see this thread's `lane` block: say it in the request.
+            request.headers[LANE_HEADER] = lane
         portal = _LoopThread.portal()
         future = portal.start_task_soon(self._async.handle_async_request, request)
         try:
@@ -176,6 +182,10 @@ class SyncRateLimitedTransport(_TransportBase):
     @property
     def max_in_flight(self) -> int | None:
         return self._async.max_in_flight
+
+    @property
+    def provider(self) -> Provider | None:
+        return self._async.provider
 
     def statistics(self) -> list[RouteStatistics]:
         """Per-(credential, model) counters; see `Telemetry.statistics`."""

@@ -35,11 +35,14 @@ from ._estimate import CostEstimator, cost_from_usage, usage_from_response
 from ._headers import parse_rate_limit_headers
 from ._interface import Limiter, Reservation
 from ._learner import Learner
+from ._line import current_lane
 from ._pool import LimiterPool
+from ._providers import Provider, provider_from_url, to_provider
 from ._sse import UsageWatcher
 from ._strategy import Attempt, Decision, Strategy, retry_kind
 from ._telemetry import ESTIMATED_FROM_STREAM, Event, RouteStatistics, Telemetry
 from ._types import Cost
+from ._validate import check_choice, check_instance, check_int, check_number
 
 __all__ = ["RateLimitedTransport"]
 
@@ -50,6 +53,38 @@ _HARD_ATTEMPT_LIMIT = 100
 # A failed call's body is read to classify it; more than this is not an error message.
 _MAX_ERROR_BODY = 1024 * 1024
 _NO_KEY = "<no key>"
+
+
+def check_options(
+    *,
+    strategy: Any,
+    estimator: Any,
+    acquire_timeout: Any,
+    telemetry: Any,
+    clock: Any,
+    snapshot_at: Any,
+    max_in_flight: Any,
+    learner: Any,
+    provider: Any,
+) -> dict[str, Any]:
+    """The transport's options, checked once: `TypeError` for a wrong type, `ValueError`
+    for a wrong value, each naming the parameter. `wrap` and `http_client` use it too."""
+    if strategy is not None:
+        check_instance("strategy", strategy, Strategy, "a Strategy (AdaptiveBackoff(), ...)")
+    if estimator is not None:
+        check_instance("estimator", estimator, CostEstimator, "a CostEstimator")
+    if telemetry is not None:
+        check_instance("telemetry", telemetry, Telemetry, "a Telemetry")
+    if learner is not None:
+        check_instance("learner", learner, Learner, "a Learner")
+    if acquire_timeout is not None:
+        acquire_timeout = check_number("acquire_timeout", acquire_timeout, low=0.0)
+    if max_in_flight is not None:
+        check_int("max_in_flight", max_in_flight, low=1)
+    if clock is not None and not callable(clock):
+        raise TypeError(f"clock must be a callable returning seconds, got {type(clock).__name__}")
+    check_choice("snapshot_at", snapshot_at, ("response", "admission"))
+    return {"acquire_timeout": acquire_timeout, "provider": to_provider(provider)}
 
 
 class _Transport(Protocol):
@@ -100,6 +135,9 @@ class RateLimitedTransport(_AsyncTransportBase):
         ``"response"`` (default: when it began to answer, so they already count every
         call it had admitted by then) or ``"admission"`` (when it admitted this call, so
         calls sent since are subtracted from its "remaining").
+    :param provider: whose dialect the answers are in (`Provider` or its name, e.g.
+        ``"together"``), when the base URL does not make it obvious; otherwise it is
+        recognised from each request's host, and failing that from the headers.
     :param max_in_flight: at most this many calls waiting for their answer at once
         (``None``: no cap). Calls granted beyond it wait here, in order, instead of in
         the HTTP connection pool, whose queue costs time quadratic in its length.
@@ -120,32 +158,39 @@ class RateLimitedTransport(_AsyncTransportBase):
         snapshot_at: Literal["response", "admission"] = "response",
         max_in_flight: int | None = None,
         learner: Learner | None = None,
+        provider: Provider | str | None = None,
     ) -> None:
-        if max_in_flight is not None and max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight!r}")
-        if snapshot_at not in ("response", "admission"):
-            raise ValueError(f"snapshot_at must be 'response' or 'admission', not {snapshot_at!r}")
+        checked = check_options(
+            strategy=strategy,
+            estimator=estimator,
+            acquire_timeout=acquire_timeout,
+            telemetry=telemetry,
+            clock=clock,
+            snapshot_at=snapshot_at,
+            max_in_flight=max_in_flight,
+            learner=learner,
+            provider=provider,
+        )
         if pool is None:
             if limits is None:
                 raise TypeError("give either pool= or limits=")
             pool = LimiterPool(limits, shared=shared, clock=clock)
         elif limits is not None:
             raise TypeError("give pool= or limits=, not both")
+        elif not isinstance(pool, LimiterPool):
+            raise TypeError(f"pool must be a LimiterPool, got {type(pool).__name__}")
         from .strategies import AdaptiveBackoff
 
         if strategy is None:
             strategy = AdaptiveBackoff()
-        elif not isinstance(strategy, Strategy):
-            raise TypeError(
-                f"strategy must be a Strategy (AdaptiveBackoff(), KeyRotation(...), ...), "
-                f"got {type(strategy).__name__}"
-            )
         elif not strategy.decides_retries:
             # Rate limits are retried whatever else is composed (KeyRotation alone, ...).
             strategy = strategy + AdaptiveBackoff()
-        if learner is not None and not isinstance(learner, Learner):
-            raise TypeError(f"learner must be a Learner, got {type(learner).__name__}")
+        acquire_timeout = checked["acquire_timeout"]
         self.learner = learner or Learner()
+        self.provider: Provider | None = checked["provider"]
+        # Recognised from the host, once per host (None: let the headers tell).
+        self._providers_by_host: dict[str, Provider | None] = {}
         self._inner = inner
         self.pool = pool
         self.strategy = strategy
@@ -169,6 +214,9 @@ class RateLimitedTransport(_AsyncTransportBase):
     async def handle_async_request(self, request: Any) -> Any:
         """Send ``request`` through the limiter; see the class docstring for the steps."""
         request, budget = _retry_budget(request)
+        lane = request.headers.get(LANE_HEADER)
+        if lane is not None:
+            del request.headers[LANE_HEADER]
         body = _json_body(request)
         model = _model_of(request, body)
         cost = (
@@ -188,6 +236,8 @@ class RateLimitedTransport(_AsyncTransportBase):
             creates=_creates_batch(request),
             max_attempts=budget,
             streams_without_usage=_streams_without_usage(body, request.url.path),
+            provider=self._provider_for(request),
+            lane=lane or current_lane(),
         )
         attempt.started = self._now()
         # Only a body we hold in memory can be sent again, or sent with another key.
@@ -227,6 +277,7 @@ class RateLimitedTransport(_AsyncTransportBase):
     async def _attempt(self, attempt: Attempt, request: Any, replayable: bool) -> Any | None:
         """Make one attempt. Returns the response to hand back, or None to go again."""
         attempt.number += 1
+        attempt.latency = None
         attempt.status = None
         attempt.error = None
         attempt.exception = None
@@ -237,8 +288,12 @@ class RateLimitedTransport(_AsyncTransportBase):
             attempt.credential = None
         credential = attempt.credential or attempt.default_credential
         key_name = credential.name if credential is not None else _NO_KEY
-        limiter = attempt.limiter = self.pool.get(key_name, attempt.model)
-        reservation = await limiter.acquire(attempt.cost, timeout=self.acquire_timeout)
+        limiter = attempt.limiter = self.pool.get(
+            key_name, attempt.model, provider=attempt.provider
+        )
+        reservation = await limiter.acquire(
+            attempt.cost, timeout=self.acquire_timeout, lane=attempt.lane
+        )
         attempt.reservation = reservation
         self._emit(
             "granted", attempt, wait=reservation.waited, tokens_estimated=attempt.cost.tokens
@@ -253,6 +308,9 @@ class RateLimitedTransport(_AsyncTransportBase):
             except BaseException:
                 reservation.release()  # cancelled in line: never sent
                 raise
+        attempt.streaming = False
+        state = limiter.in_flight()
+        attempt.in_flight = None if state is None else state[0]
         try:
             sent_at = limiter.clock()
             reservation.sent()
@@ -262,6 +320,10 @@ class RateLimitedTransport(_AsyncTransportBase):
                 return await self._after_exception(attempt, reservation, error, replayable)
             return await self._after_response(attempt, reservation, response, replayable, sent_at)
         finally:
+            if not attempt.streaming:
+                # This attempt is over (answered, failed, retried or cancelled): its place
+                # among the calls in flight comes back. A stream's comes back at its end.
+                reservation.finish()
             if slots is not None:
                 slots.release()
 
@@ -295,7 +357,9 @@ class RateLimitedTransport(_AsyncTransportBase):
         status = response.status_code
         attempt.status = status
         answered_at = attempt.limiter.clock() if attempt.limiter else sent_at
-        snapshot = parse_rate_limit_headers(response.headers)
+        attempt.latency = answered_at - sent_at
+        provider = attempt.provider
+        snapshot = parse_rate_limit_headers(response.headers, provider=provider)
         attempt.snapshot = snapshot
         self._emit("response", attempt, status=status)
         content_type = response.headers.get("content-type", "")
@@ -313,7 +377,7 @@ class RateLimitedTransport(_AsyncTransportBase):
             usage = _usage_of(response.content)
         body = await _read_bounded(response) if status >= 400 else b""
         if status >= 400:
-            attempt.error = classify_error(status, response.headers, body)
+            attempt.error = classify_error(status, response.headers, body, provider=provider)
             if status < 500 and not reservation.closed:
                 # A refused call was not run: its tokens were not spent, its request was
                 # ("unsuccessful requests contribute to your per-minute limit").
@@ -342,6 +406,7 @@ class RateLimitedTransport(_AsyncTransportBase):
             self._stream_ended(attempt, watcher)
 
         count = attempt.streams_without_usage
+        attempt.streaming = True
         if _is_sync_stream(response) and self._run_in_loop is not None:
             run_in_loop = self._run_in_loop
 
@@ -438,8 +503,10 @@ class RateLimitedTransport(_AsyncTransportBase):
 
     def _stream_ended(self, attempt: Attempt, watcher: UsageWatcher) -> None:
         reservation = attempt.reservation
+        if reservation is not None:
+            reservation.finish()
         if watcher.error is not None:
-            info = classify_error_payload(watcher.error)
+            info = classify_error_payload(watcher.error, provider=attempt.provider)
             self._emit(
                 "error",
                 attempt,
@@ -479,6 +546,16 @@ class RateLimitedTransport(_AsyncTransportBase):
         if self._clock is not None:
             return self._clock()
         return anyio.current_time()
+
+    def _provider_for(self, request: Any) -> Provider | None:
+        """The dialect of this request's answers: the one named, else the host's."""
+        if self.provider is not None:
+            return self.provider
+        host = request.url.host
+        if host not in self._providers_by_host:
+            found = provider_from_url(str(request.url))
+            self._providers_by_host[host] = None if found is Provider.UNKNOWN else found
+        return self._providers_by_host[host]
 
     def _default_credential(self, request: Any) -> Credential | None:
         key = _key_of(request)
@@ -544,6 +621,10 @@ def _model_of(request: Any, body: dict[str, Any] | None) -> str | None:
         return str(body["model"])
     return None
 
+
+#: A per-call lane (``extra_headers={LANE_HEADER: "interactive"}``), read and never sent
+#: on; the sync transport also uses it to carry a `lane` block's lane to its loop thread.
+LANE_HEADER = "x-ratelimit-llm-lane"
 
 #: A header `wrap`'s clients set on requests made through ``with_options(max_retries=N)``:
 #: the retry budget of that call, which the transport reads and never sends on.

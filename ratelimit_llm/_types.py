@@ -11,14 +11,29 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 from ._validate import check_type
 
-__all__ = ["METRICS", "OPENING_SECONDS", "Cost", "Dimension", "Limits"]
+__all__ = [
+    "AUTO_CONCURRENCY",
+    "AUTO_CONCURRENCY_START",
+    "METRICS",
+    "OPENING_SECONDS",
+    "Cost",
+    "Dimension",
+    "Limits",
+]
 
 #: The quantities a dimension can count. ``input_tokens`` and ``output_tokens`` exist for
 #: providers that meter them separately (Anthropic); OpenAI meters ``tokens``.
-METRICS: tuple[str, ...] = ("requests", "tokens", "input_tokens", "output_tokens")
+#: ``concurrency`` counts calls in flight: taken with the reservation, given back when the
+#: call is over (`Reservation.finish`), never refilled by time.
+METRICS: tuple[str, ...] = ("requests", "tokens", "input_tokens", "output_tokens", "concurrency")
+
+#: Where ``Limits(concurrency="auto")`` may go at most, and where it starts probing from.
+AUTO_CONCURRENCY = 1_024
+AUTO_CONCURRENCY_START = 16
 
 MINUTE = 60.0
 DAY = 86_400.0
@@ -84,6 +99,8 @@ class Cost:
             return self.tokens if self.input_tokens is None else self.input_tokens
         if metric == "output_tokens":
             return self.tokens if self.output_tokens is None else self.output_tokens
+        if metric == "concurrency":
+            return self.requests  # each request is one call in flight
         raise ValueError(f"unknown metric {metric!r}; expected one of {METRICS}")
 
     def __add__(self, other: Cost) -> Cost:
@@ -145,7 +162,11 @@ class Dimension:
         if metric not in METRICS:
             raise ValueError(f"Dimension.metric must be one of {METRICS}, got {metric!r}")
         limit = _check_amount(f"Dimension {name!r}: limit", limit, allow_zero=False)
-        window = _check_amount(f"Dimension {name!r}: window", window, allow_zero=False)
+        if metric == "concurrency":
+            # Calls in flight have no window: they come back when they end, not by time.
+            window = math.inf
+        else:
+            window = _check_amount(f"Dimension {name!r}: window", window, allow_zero=False)
         if capacity is None:
             capacity = limit
         else:
@@ -164,8 +185,13 @@ class Dimension:
 
     @property
     def rate(self) -> float:
-        """Refill rate in units per second."""
+        """Refill rate in units per second (0 for calls in flight, which never refill)."""
         return self.limit / self.window
+
+    @property
+    def holding(self) -> bool:
+        """Whether this dimension counts calls in flight (given back, not refilled)."""
+        return self.metric == "concurrency"
 
     def resized(self, limit: float) -> Dimension:
         """The same dimension with a new ``limit``; capacity and opening keep their
@@ -190,10 +216,17 @@ class Limits:
     the first second. ``60`` says the whole minute may be spent at once and skips the
     slow start; ``1.0`` says the server enforces a minute's limit per second.
 
+    ``concurrency`` caps the calls in flight at once (DeepSeek caps calls in flight per
+    account, TGI refuses past ``--max-concurrent-requests``). ``"auto"`` learns the cap:
+    it starts at `AUTO_CONCURRENCY_START`, grows while answers come without refusal, and
+    shrinks on a refusal that names concurrency or on latency that climbs while
+    throughput does not (a server that queues, as vLLM does).
+
     Example::
 
         Limits(rpm=500, tpm=200_000)
         Limits(rpm=10_000, tpm=2_000_000, rpd=1_000_000, burst_seconds=1)
+        Limits(rpm=3_000, concurrency=16)
     """
 
     rpm: float | None = None
@@ -203,6 +236,7 @@ class Limits:
     input_tpm: float | None = None
     output_tpm: float | None = None
     burst_seconds: float | None = None
+    concurrency: int | Literal["auto"] | None = None
 
     def __post_init__(self) -> None:
         named = ("rpm", "tpm", "rpd", "tpd", "input_tpm", "output_tpm")
@@ -210,9 +244,18 @@ class Limits:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _check_amount(name, value, allow_zero=False))
-        if all(getattr(self, name) is None for name in named):
+        concurrency = self.concurrency
+        if concurrency is not None and concurrency != "auto":
+            if isinstance(concurrency, bool) or not isinstance(concurrency, int):
+                raise TypeError(
+                    f"concurrency must be an int, 'auto' or None, got {type(concurrency).__name__}"
+                )
+            if concurrency < 1:
+                raise ValueError(f"concurrency must be at least 1, got {concurrency!r}")
+        if all(getattr(self, name) is None for name in named) and concurrency is None:
             raise ValueError(
-                "Limits needs at least one of rpm, tpm, rpd, tpd, input_tpm, output_tpm"
+                "Limits needs at least one of rpm, tpm, rpd, tpd, input_tpm, output_tpm, "
+                "concurrency"
             )
         if self.burst_seconds is not None:
             burst = _check_amount("burst_seconds", self.burst_seconds, allow_zero=False)
@@ -246,4 +289,17 @@ class Limits:
         for metric, limit in (("requests", self.rpd), ("tokens", self.tpd)):
             if limit is not None:
                 out.append(Dimension(f"{metric}/day", metric, limit, DAY))
+        if self.concurrency == "auto":
+            # Not stated: probe upwards from a few calls, as slow start does with a rate.
+            out.append(
+                Dimension(
+                    "concurrency",
+                    "concurrency",
+                    AUTO_CONCURRENCY,
+                    math.inf,
+                    opening=AUTO_CONCURRENCY_START,
+                )
+            )
+        elif self.concurrency is not None:
+            out.append(Dimension("concurrency", "concurrency", self.concurrency, math.inf))
         return tuple(out)

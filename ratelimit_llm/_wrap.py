@@ -27,16 +27,19 @@ from ._clients import (
     new_client,
     pool_size_of,
     router_for,
+    sdk_library,
 )
 from ._estimate import CostEstimator
 from ._learner import Learner
+from ._line import DEFAULT_LANES
 from ._pool import AUTO_START, LimiterPool, LimitsSpec
+from ._providers import Provider
 from ._strategy import Strategy
 from ._sync import SyncRateLimitedTransport
 from ._telemetry import Telemetry
-from ._transport import RETRIES_HEADER, RateLimitedTransport
+from ._transport import RETRIES_HEADER, RateLimitedTransport, check_options
 from ._types import Limits
-from ._validate import check_choice, check_instance, check_int, check_number
+from ._validate import check_choice, check_int
 from .backends import Backend
 
 __all__ = ["http_client", "transport_of", "wrap"]
@@ -67,6 +70,8 @@ def wrap(
     max_in_flight: InFlight = "pool",
     backend: Backend | str | None = None,
     learner: Learner | None = None,
+    provider: Provider | str | None = None,
+    lanes: Mapping[str, float] = DEFAULT_LANES,
 ) -> ClientT:
     """A copy of ``client`` whose every call is paced, corrected and retried by the limiter.
 
@@ -109,6 +114,12 @@ def wrap(
     :param backend: where the buckets live. By default in this process; a
         `RedisBackend` or a ``redis://`` / ``rediss://`` URL shares each (credential,
         model group) quota with every process and host that uses the same Redis.
+    :param provider: whose dialect the answers are in (``"together"``, ``"groq"``, ...;
+        see ``docs/providers.md``) when the base URL does not make it obvious; by default
+        it is recognised from the base URL, and failing that from the headers.
+    :param lanes: priority lanes and their weights; a call goes in the lane a
+        ``ratelimit_llm.lane(...)`` block around it names (or a per-call
+        ``extra_headers={"x-ratelimit-llm-lane": ...}``), else ``"default"``.
     :raises TypeError: for an object that is not an openai SDK client (an instructor-
         patched client included), or an option of the wrong type.
     :raises ValueError: for a client that is already wrapped, or an option out of range.
@@ -133,6 +144,8 @@ def wrap(
         max_in_flight=max_in_flight,
         backend=backend,
         learner=learner,
+        provider=provider,
+        lanes=lanes,
         pool_size=pool_size_of(http),
     )
     check_copyable(http)
@@ -170,6 +183,8 @@ def http_client(
     max_in_flight: InFlight = "pool",
     backend: Backend | str | None = None,
     learner: Learner | None = None,
+    provider: Provider | str | None = None,
+    lanes: Mapping[str, float] = DEFAULT_LANES,
     sync: bool = False,
     library: Literal["httpx2", "httpx"] | None = None,
     base: Any = None,
@@ -233,6 +248,8 @@ def http_client(
         max_in_flight=max_in_flight,
         backend=backend,
         learner=learner,
+        provider=provider,
+        lanes=lanes,
         pool_size=pool_size_of(base) if base is not None else 1_000,
     )
 
@@ -320,6 +337,8 @@ def _transport_options(
     max_in_flight: InFlight,
     backend: Backend | str | None,
     learner: Learner | None,
+    provider: Provider | str | None,
+    lanes: Mapping[str, float],
     pool_size: int | None,
 ) -> dict[str, Any]:
     """Every option checked once, turned into a transport's keyword arguments."""
@@ -330,35 +349,25 @@ def _transport_options(
         limits = Limits(rpm=rpm, tpm=tpm, rpd=rpd, tpd=tpd, burst_seconds=burst_seconds)
     elif burst_seconds is not None:
         raise TypeError("burst_seconds goes with rpm=/tpm= (or inside Limits)")
-    if acquire_timeout is not None:
-        acquire_timeout = check_number("acquire_timeout", acquire_timeout, low=0.0)
     if max_in_flight == "pool":
         max_in_flight = pool_size
-    elif max_in_flight is not None:
-        if isinstance(max_in_flight, str):
-            raise ValueError(f"max_in_flight must be 'pool', an int or None, got {max_in_flight!r}")
-        check_int("max_in_flight", max_in_flight, low=1)
-    if strategy is not None:
-        check_instance("strategy", strategy, Strategy, "a Strategy (AdaptiveBackoff(), ...)")
-    if estimator is not None:
-        check_instance("estimator", estimator, CostEstimator, "a CostEstimator")
-    if telemetry is not None:
-        check_instance("telemetry", telemetry, Telemetry, "a Telemetry")
-    if learner is not None:
-        check_instance("learner", learner, Learner, "a Learner")
+    elif isinstance(max_in_flight, str):
+        raise ValueError(f"max_in_flight must be 'pool', an int or None, got {max_in_flight!r}")
+    checked = check_options(
+        strategy=strategy,
+        estimator=estimator,
+        acquire_timeout=acquire_timeout,
+        telemetry=telemetry,
+        clock=clock,
+        snapshot_at=snapshot_at,
+        max_in_flight=max_in_flight,
+        learner=learner,
+        provider=provider,
+    )
     if not isinstance(follow_server_limits, bool):
         raise TypeError(
             f"follow_server_limits must be a bool, got {type(follow_server_limits).__name__}"
         )
-    check_instance("auto_start", auto_start, Limits, "a Limits")
-    if clock is not None and not callable(clock):
-        raise TypeError(f"clock must be a callable returning seconds, got {type(clock).__name__}")
-    check_choice("snapshot_at", snapshot_at, ("response", "admission"))
-    if shared is not None:
-        check_instance("shared", shared, Mapping, "a mapping of model name to group name")
-        for model, group in shared.items():
-            if not isinstance(model, str) or not isinstance(group, str):
-                raise TypeError(f"shared must map model names to group names, got {model!r}")
     pool = LimiterPool(
         "auto" if limits is None else limits,
         shared=shared,
@@ -366,17 +375,19 @@ def _transport_options(
         auto_start=auto_start,
         follow_server_limits=follow_server_limits,
         backend=backend,
+        lanes=lanes,
     )
     return {
         "pool": pool,
         "strategy": strategy,
         "estimator": estimator,
-        "acquire_timeout": acquire_timeout,
+        "acquire_timeout": checked["acquire_timeout"],
         "telemetry": telemetry,
         "clock": clock,
         "snapshot_at": snapshot_at,
         "max_in_flight": max_in_flight,
         "learner": learner,
+        "provider": checked["provider"],
     }
 
 
@@ -436,15 +447,9 @@ def _limited_class(cls: type) -> type:
 
 
 def _library(name: str | None) -> Any:
-    """The HTTP library to build on: the one named, else the installed SDK's."""
+    """The HTTP library to build on: the one named, else the installed openai SDK's."""
     if name is None:
-        try:
-            import httpx2
-        except ImportError:
-            import httpx
-
-            return httpx
-        return httpx2
+        return sdk_library()
     if name == "httpx2":
         import httpx2
 

@@ -108,14 +108,17 @@ async def test_cookbook_pauses_after_a_rate_limit_then_retries(
 ) -> None:
     # Told 5x the real RPM, the cookbook runs into 429s; each pauses its loop (0.2 s
     # here instead of 15 s) and the calls are sent again until they get through.
-    monkeypatch.setattr(rivals._cookbook, "PAUSE_AFTER_RATE_LIMIT_SECONDS", 0.2)
-    server = MockLimits(rpm=1_200, tpm=2_000_000, burst_seconds=0.5)  # 10 at once, 20/s
-    scenario = _scenario(server, Limits(rpm=6_000, tpm=2_000_000), spread=0.0)
+    # The server lets 5 through at once and 10 a second, the cookbook sends at 100 a
+    # second: it is refused even when a loaded machine slows its sends fivefold.
+    monkeypatch.setattr(rivals._cookbook, "PAUSE_AFTER_RATE_LIMIT_SECONDS", 0.5)
+    calls = 20
+    server = MockLimits(rpm=600, tpm=2_000_000, burst_seconds=0.5)
+    scenario = _scenario(server, Limits(rpm=6_000, tpm=2_000_000), calls=calls, spread=0.0)
     (result,) = await run_scenario(scenario, [Cookbook()])
-    assert (result.completed, result.failed, result.unfinished) == (CALLS, 0, 0), result.errors
+    assert (result.completed, result.failed, result.unfinished) == (calls, 0, 0), result.errors
     assert result.server_429s > 0
     assert result.server_429s_by_reason.keys() == {"requests_per_min"}
-    assert result.server_requests == CALLS + result.server_429s
+    assert result.server_requests == calls + result.server_429s
 
 
 def _status_error(status: int, code: str | None) -> openai.APIStatusError:

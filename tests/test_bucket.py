@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ratelimit_llm import CapacityExceededError, Cost, Dimension, Limits
+from ratelimit_llm import CapacityExceededError, Cost, Limits
 from ratelimit_llm._bucket import FIRST_ANSWER_GRACE, Bucket
+from ratelimit_llm.core import Dimension
 
 
-def make(rpm: float = 60, tpm: float = 600, **kwargs: float) -> Bucket:
+def make(rpm: float = 60, tpm: float = 600, **kwargs: Any) -> Bucket:
     """A bucket whose depth is known (no slow start) unless ``burst_seconds`` says so."""
     kwargs.setdefault("burst_seconds", 60)
     return Bucket(Limits(rpm=rpm, tpm=tpm, **kwargs).dimensions(), now=0.0)
 
 
-def slow_start(rpm: float = 1_200, tpm: float = 120_000, **kwargs: float) -> Bucket:
+def slow_start(rpm: float = 1_200, tpm: float = 120_000, **kwargs: Any) -> Bucket:
     """A bucket as `Limits` makes it by default: its depth not yet known."""
     return Bucket(Limits(rpm=rpm, tpm=tpm, **kwargs).dimensions(), now=0.0)
 

@@ -52,8 +52,8 @@ TOGETHER_HEADERS = [
             "x-tokenlimit-remaining": "850",
         },
         [
-            DimensionSnapshot("requests", "", 1.0, 0.0, 1.0, SECOND, True),
-            DimensionSnapshot("tokens", "", 1000.0, 850.0, None, SECOND, True),
+            DimensionSnapshot("requests", "", 1.0, 0.0, 1.0, SECOND, True, window_known=True),
+            DimensionSnapshot("tokens", "", 1000.0, 850.0, None, SECOND, True, window_known=True),
         ],
     ),
     (
@@ -70,10 +70,16 @@ TOGETHER_HEADERS = [
             "x-tokenlimit-remaining-dynamic": "19000",
         },
         [
-            DimensionSnapshot("requests", "", 100.0, 97.0, 0.03, SECOND, True),
-            DimensionSnapshot("requests", "dynamic", 40.0, 38.0, None, SECOND, True),
-            DimensionSnapshot("tokens", "", 33333.0, 30000.0, None, SECOND, True),
-            DimensionSnapshot("tokens", "dynamic", 20000.0, 19000.0, None, SECOND, True),
+            DimensionSnapshot("requests", "", 100.0, 97.0, 0.03, SECOND, True, window_known=True),
+            DimensionSnapshot(
+                "requests", "dynamic", 40.0, 38.0, None, SECOND, True, window_known=True
+            ),
+            DimensionSnapshot(
+                "tokens", "", 33333.0, 30000.0, None, SECOND, True, window_known=True
+            ),
+            DimensionSnapshot(
+                "tokens", "dynamic", 20000.0, 19000.0, None, SECOND, True, window_known=True
+            ),
         ],
     ),
 ]
@@ -100,7 +106,7 @@ def test_a_bare_triplet_is_not_guessed_at_without_a_dialect() -> None:
     assert dims(headers).dimensions == ()
     assert dims(headers).provider is Provider.UNKNOWN
     assert dims(headers, Provider.TOGETHER).get("requests") == DimensionSnapshot(
-        "requests", "", 100.0, 99.0, 30.0, SECOND, True
+        "requests", "", 100.0, 99.0, 30.0, SECOND, True, window_known=True
     )
 
 
@@ -163,9 +169,15 @@ FIREWORKS_HEADERS = [
             "x-ratelimit-over-limit": "no",
         },
         [
-            DimensionSnapshot("input_tokens", "", 60000.0, 59000.0, None, SECOND, True),
-            DimensionSnapshot("input_tokens", "uncached", 15000.0, 14900.0, None, SECOND, True),
-            DimensionSnapshot("output_tokens", "", 600.0, 550.0, None, SECOND, True),
+            DimensionSnapshot(
+                "input_tokens", "", 60000.0, 59000.0, None, SECOND, True, window_known=True
+            ),
+            DimensionSnapshot(
+                "input_tokens", "uncached", 15000.0, 14900.0, None, SECOND, True, window_known=True
+            ),
+            DimensionSnapshot(
+                "output_tokens", "", 600.0, 550.0, None, SECOND, True, window_known=True
+            ),
         ],
         False,
     ),
@@ -176,7 +188,7 @@ FIREWORKS_HEADERS = [
             "x-ratelimit-remaining-tokens-generated": "0",
             "x-ratelimit-over-limit": "yes",
         },
-        [DimensionSnapshot("output_tokens", "", 600.0, 0.0, None, SECOND, True)],
+        [DimensionSnapshot("output_tokens", "", 600.0, 0.0, None, SECOND, True, window_known=True)],
         True,
     ),
 ]
@@ -627,8 +639,8 @@ def test_anthropic_input_and_output_are_limited_apart() -> None:
     snapshot = dims(headers)
     assert snapshot.provider is Provider.ANTHROPIC
     assert snapshot.dimensions == (
-        DimensionSnapshot("input_tokens", "", 40000.0, 36000.0, 6.0, MINUTE),
-        DimensionSnapshot("output_tokens", "", 8000.0, 4000.0, 30.0, MINUTE),
+        DimensionSnapshot("input_tokens", "", 40000.0, 36000.0, 6.0, MINUTE, window_known=True),
+        DimensionSnapshot("output_tokens", "", 8000.0, 4000.0, 30.0, MINUTE, window_known=True),
     )
     traits = Provider.ANTHROPIC.traits
     assert traits.splits_input_output and traits.output_charged_up_front
@@ -678,8 +690,8 @@ def test_groq_requests_are_per_day(provider: Provider | None) -> None:
     snapshot = dims(GROQ_HEADERS, provider)
     assert snapshot.provider is Provider.GROQ
     assert snapshot.dimensions == (
-        DimensionSnapshot("requests", "", 14400.0, 14370.0, 179.56, DAY),
-        DimensionSnapshot("tokens", "", 18000.0, 17997.0, 7.66, MINUTE),
+        DimensionSnapshot("requests", "", 14400.0, 14370.0, 179.56, DAY, window_known=True),
+        DimensionSnapshot("tokens", "", 18000.0, 17997.0, 7.66, MINUTE, window_known=True),
     )
 
 

@@ -16,9 +16,11 @@ import httpx2
 import openai
 import pytest
 import trio
+from _answers import completion
 
-from ratelimit_llm import KeyRotation, Limiter, Limits, transport_of, wrap
+from ratelimit_llm import KeyRotation, Limits, transport_of, wrap
 from ratelimit_llm._learner import MAX_HOLD
+from ratelimit_llm.core import Limiter
 from ratelimit_llm.mock import LatencyModel, MockConfig, MockLimits, Profile, create_app
 
 pytestmark = pytest.mark.anyio
@@ -206,19 +208,6 @@ def scripted(*answers: httpx2.Response) -> tuple[openai.AsyncOpenAI, list[tuple[
     http_client = httpx2.AsyncClient(transport=httpx2.MockTransport(handler))
     client = openai.AsyncOpenAI(api_key=KEY, base_url="http://mock/v1", http_client=http_client)
     return client, sent
-
-
-def completion() -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "gpt-4o-mini",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
-    }
 
 
 def tpm_429(wait: str) -> httpx2.Response:

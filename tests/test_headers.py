@@ -175,8 +175,10 @@ def test_cerebras_window_is_in_the_name() -> None:
     }
     snapshot = parse_rate_limit_headers(headers, wall_time=NOW)
     assert snapshot.dimensions == (
-        DimensionSnapshot("requests", "", 14400.0, 14370.0, 33011.382867097855, 86_400.0),
-        DimensionSnapshot("tokens", "", 60000.0, 59000.0, 11.38, 60.0),
+        DimensionSnapshot(
+            "requests", "", 14400.0, 14370.0, 33011.382867097855, 86_400.0, window_known=True
+        ),
+        DimensionSnapshot("tokens", "", 60000.0, 59000.0, 11.38, 60.0, window_known=True),
     )
 
 
@@ -189,8 +191,8 @@ def test_mistral_has_no_reset() -> None:
     }
     snapshot = parse_rate_limit_headers(headers, wall_time=NOW)
     assert snapshot.dimensions == (
-        DimensionSnapshot("requests", "", 60.0, 59.0, None, 60.0),
-        DimensionSnapshot("tokens", "", 500000.0, 499000.0, None, 60.0),
+        DimensionSnapshot("requests", "", 60.0, 59.0, None, 60.0, window_known=True),
+        DimensionSnapshot("tokens", "", 500000.0, 499000.0, None, 60.0, window_known=True),
     )
 
 
@@ -212,11 +214,11 @@ def test_anthropic_rfc3339_resets() -> None:
     }
     snapshot = parse_rate_limit_headers(headers, wall_time=NOW)
     assert snapshot.dimensions == (
-        DimensionSnapshot("requests", "", 50.0, 49.0, 1.0, 60.0),
-        DimensionSnapshot("tokens", "", 100000.0, 90000.0, 6.0, 60.0),
-        DimensionSnapshot("input_tokens", "", 20000.0, 19000.0, 3.0, 60.0),
+        DimensionSnapshot("requests", "", 50.0, 49.0, 1.0, 60.0, window_known=True),
+        DimensionSnapshot("tokens", "", 100000.0, 90000.0, 6.0, 60.0, window_known=True),
+        DimensionSnapshot("input_tokens", "", 20000.0, 19000.0, 3.0, 60.0, window_known=True),
         # Full, so nothing to infer a window from: Anthropic's limits are per minute.
-        DimensionSnapshot("output_tokens", "", 8000.0, 8000.0, 0.0, 60.0),
+        DimensionSnapshot("output_tokens", "", 8000.0, 8000.0, 0.0, 60.0, window_known=True),
     )
     assert snapshot.retry_after == 17.0
 

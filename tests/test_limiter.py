@@ -14,16 +14,10 @@ import pytest
 import trio
 import trio.testing
 
-from ratelimit_llm import (
-    AcquireTimeoutError,
-    CapacityExceededError,
-    Cost,
-    Dimension,
-    Limits,
-    ReservationError,
-    WouldBlock,
-)
+from ratelimit_llm import AcquireTimeoutError, CapacityExceededError, Cost, Limits
 from ratelimit_llm._limiter import RateLimiter
+from ratelimit_llm.core import Dimension
+from ratelimit_llm.errors import ReservationError, WouldBlock
 
 pytestmark = pytest.mark.anyio
 

@@ -18,25 +18,13 @@ import httpx
 import httpx2
 import openai
 import pytest
+from _answers import completion
 
 from ratelimit_llm import Limits, transport_of, wrap
 from ratelimit_llm.bench._runner import mock_server_process
 from ratelimit_llm.mock import LatencyModel, MockConfig, MockLimits
 
 KEY = "sk-test-syncsyncsyncsyncsync0001"
-
-
-def completion() -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "gpt-4o-mini",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
-    }
 
 
 def say(client: openai.OpenAI) -> Any:

@@ -16,6 +16,7 @@ import openai
 import pytest
 import respx
 import trio
+from _answers import completion as answer
 
 from ratelimit_llm import Limits
 from ratelimit_llm._credentials import Credential
@@ -39,24 +40,7 @@ BASE = "https://api.test/v1"
 
 
 def completion(prompt_tokens: int = 10, completion_tokens: int = 5) -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "gpt-4o-mini",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": "hi"},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-        },
-    }
+    return answer(prompt_tokens, completion_tokens, content="hi")
 
 
 def rate_headers(limit: int, remaining: int, reset: str = "1s") -> dict[str, str]:

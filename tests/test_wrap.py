@@ -17,16 +17,9 @@ import pytest
 import trio
 
 import ratelimit_llm
-from ratelimit_llm import (
-    AdaptiveBackoff,
-    Cost,
-    Limits,
-    RateLimiter,
-    Telemetry,
-    transport_of,
-    wrap,
-)
+from ratelimit_llm import AdaptiveBackoff, Cost, Limits, RateLimiter, transport_of, wrap
 from ratelimit_llm.mock import LatencyModel, MockConfig, MockLimits, Profile, create_app, serve
+from ratelimit_llm.telemetry import Telemetry
 
 pytestmark = pytest.mark.anyio
 

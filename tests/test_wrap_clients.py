@@ -18,6 +18,7 @@ import httpx
 import httpx2
 import openai
 import pytest
+from _answers import completion
 
 import ratelimit_llm
 from ratelimit_llm import AdaptiveBackoff, Limits, http_client, transport_of, wrap
@@ -27,19 +28,6 @@ pytestmark = pytest.mark.anyio
 KEY = "sk-test-clientsclientsclients0001"
 LIMITS = Limits(rpm=600, tpm=1_000_000, burst_seconds=60)
 LIBRARIES = pytest.mark.parametrize("lib", [httpx2, httpx], ids=["httpx2", "httpx"])
-
-
-def completion() -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "gpt-4o-mini",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
-    }
 
 
 class Recorder:
@@ -390,3 +378,42 @@ async def test_azure_buckets_follow_the_deployment_whatever_the_body_names() -> 
 
 def test_the_public_helpers_are_exported() -> None:
     assert ratelimit_llm.http_client is http_client
+
+
+# -- provider dialects: read in the provider's own terms ----------------------------------
+
+
+async def test_together_per_second_limits_land_on_the_per_minute_bucket() -> None:
+    # Together counts requests per *second*: 10/s is 600 a minute, enforced in slices.
+    headers = {
+        "x-ratelimit-limit": "10",
+        "x-ratelimit-remaining": "9",
+        "x-ratelimit-reset": "0.1",
+        "x-tokenlimit-limit": "2000",
+        "x-tokenlimit-remaining": "1990",
+    }
+
+    def together(request: Any) -> Any:
+        return httpx2.Response(200, json=completion(), headers=headers)
+
+    client = openai.AsyncOpenAI(
+        api_key=KEY,
+        base_url="https://api.together.xyz/v1",
+        http_client=httpx2.AsyncClient(transport=httpx2.MockTransport(together)),
+    )
+    # Told a minute's 1,200 requests: the server's own figure wins, in its own unit.
+    wrapped = wrap(client, rpm=1_200, tpm=600_000)
+    await say(wrapped)
+    (limiter,) = transport_of(wrapped).limiters().values()
+    stats = limiter.statistics()
+    assert stats.limits == {"requests/min": 600, "tokens/min": 120_000}
+    # One second's worth at once: the slice is the depth.
+    assert stats.depths["requests/min"] == pytest.approx(10)
+    assert transport_of(wrapped).provider is None  # recognised from the host, per request
+
+
+async def test_a_named_provider_is_checked_at_the_door() -> None:
+    client = sdk(httpx2, httpx2.AsyncClient())
+    assert transport_of(wrap(client, limits=LIMITS, provider="together")).provider is not None
+    with pytest.raises(ValueError, match="provider"):
+        wrap(client, limits=LIMITS, provider="acme")

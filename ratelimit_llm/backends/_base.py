@@ -10,11 +10,12 @@ unchanged on both.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 from .._interface import Limiter
 from .._limiter import RateLimiter
+from .._line import DEFAULT_LANES
 from .._types import Dimension, Limits
 
 __all__ = ["Backend", "MemoryBackend"]
@@ -33,6 +34,7 @@ class Backend(Protocol):
         scope: str,
         clock: Clock | None = None,
         follow_server_limits: bool = True,
+        lanes: Mapping[str, float] = DEFAULT_LANES,
     ) -> Limiter:
         """The limiter of quota ``scope``; ``limits`` set it up if it is new.
 
@@ -65,10 +67,13 @@ class MemoryBackend:
         scope: str,
         clock: Clock | None = None,
         follow_server_limits: bool = True,
+        lanes: Mapping[str, float] = DEFAULT_LANES,
     ) -> RateLimiter:
         limiter = self._limiters.get(scope)
         if limiter is None:
-            limiter = RateLimiter(limits, clock=clock, follow_server_limits=follow_server_limits)
+            limiter = RateLimiter(
+                limits, clock=clock, follow_server_limits=follow_server_limits, lanes=lanes
+            )
             self._limiters[scope] = limiter
         return limiter
 

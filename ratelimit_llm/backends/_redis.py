@@ -24,7 +24,7 @@ import logging
 import math
 import time
 import weakref
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
@@ -171,6 +171,7 @@ class RedisBackend:
         scope: str,
         clock: Callable[[], float] | None = None,
         follow_server_limits: bool = True,
+        lanes: Mapping[str, float] | None = None,
     ) -> RedisRateLimiter:
         """A limiter on quota ``scope``; ``limits`` create the quota if Redis has none.
 
@@ -368,7 +369,9 @@ class RedisRateLimiter(RateLimiter):
 
     # -- acquiring -----------------------------------------------------------------------
 
-    def acquire(self, cost: Cost | None = None, *, timeout: float | None = None) -> _Acquire:
+    def acquire(
+        self, cost: Cost | None = None, *, timeout: float | None = None, lane: str | None = None
+    ) -> _Acquire:
         if timeout is not None and not (timeout >= 0):
             raise ValueError(f"timeout must be >= 0 or None, got {timeout!r}")
         return _RedisAcquire(self, _DEFAULT_COST if cost is None else cost, timeout)
@@ -383,7 +386,9 @@ class RedisRateLimiter(RateLimiter):
             return fallback.acquire_nowait(cost)
         raise WouldBlock
 
-    async def _acquire(self, cost: Cost, patience: float | None) -> Reservation:
+    async def _acquire(
+        self, cost: Cost, patience: float | None, lane: str | None = None
+    ) -> Reservation:
         if sniffio.current_async_library() != "asyncio":
             raise RuntimeError(
                 "the Redis backend runs on asyncio (its client is redis.asyncio); "
@@ -512,7 +517,9 @@ class RedisRateLimiter(RateLimiter):
 
     def _observe(
         self,
-        readings: Sequence[tuple[str, float | None, float | None, float | None, float | None]],
+        readings: Sequence[
+            tuple[str, float | None, float | None, float | None, float | None, bool]
+        ],
         reservation: Reservation | None,
         since: float | None,
     ) -> list[str | None]:
@@ -523,7 +530,7 @@ class RedisRateLimiter(RateLimiter):
         names: list[str | None] = []
         args = [str(self._backend.ttl), "-1" if since is None else _fmt(since), "0"]
         n = 0
-        for metric, limit, remaining, window, reset in readings:
+        for metric, limit, remaining, window, reset, window_known in readings:
             before = {d.name: d for d in bucket.dimensions}
             name = bucket.observe(
                 metric,
@@ -533,6 +540,7 @@ class RedisRateLimiter(RateLimiter):
                 window=window,
                 reset=reset,
                 resize=self._follow,
+                window_known=window_known,
             )
             names.append(name)
             if name is None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import openai
 
+from .._line import lane
 from .._strategy import Strategy
 from .._types import Limits
 from .._wrap import transport_of, wrap
@@ -124,7 +125,9 @@ class BareSDK(Contender):
 class RateLimitLLM(Contender):
     """This library: ``wrap(AsyncOpenAI(...), limits=told, strategy=...)``.
 
-    With several keys the strategy gets a ``KeyRotation`` over them in front.
+    With several keys the strategy gets a ``KeyRotation`` over them in front. When the
+    scenario says whose dialect the server speaks (`Scenario.provider`), ``wrap`` is
+    told, as a user would name the provider of a proxy or a local server.
     """
 
     def __init__(
@@ -152,11 +155,17 @@ class RateLimitLLM(Contender):
         base = openai.AsyncOpenAI(
             api_key=context.keys[0], base_url=context.base_url, timeout=CALL_TIMEOUT
         )
-        self._client = wrap(base, limits=context.told, strategy=strategy)
+        self._client = wrap(
+            base, limits=context.told, strategy=strategy, provider=context.scenario.provider
+        )
 
     async def call(self, call: Call) -> None:
         assert self._client is not None
-        await perform(self._client, call)
+        if call.lane is None:
+            await perform(self._client, call)
+            return
+        with lane(call.lane):
+            await perform(self._client, call)
 
     async def stop(self) -> None:
         if self._client is not None:

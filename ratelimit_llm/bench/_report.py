@@ -37,6 +37,9 @@ def print_results(console: Console, scenario: Scenario, results: Sequence[RunRes
         ("tokens est/actual", "right"),
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    lanes = sorted({call.lane for call in scenario.calls if call.lane is not None})
+    for lane in lanes:
+        table.add_column(f"{lane} p95 s", justify="right")
     for result in results:
         if result.skipped:
             table.add_row(result.contender, f"[dim]skipped: {result.skipped}[/dim]")
@@ -62,8 +65,13 @@ def print_results(console: Console, scenario: Scenario, results: Sequence[RunRes
             f"{result.latency_p50:.2f} / {result.latency_p95:.2f}",
             f"{result.cpu_seconds_per_1k:.2f}",
             accounting,
+            *(_seconds(result.lane_latency_p95.get(lane)) for lane in lanes),
         )
     console.print(table)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _count(value: int) -> str:

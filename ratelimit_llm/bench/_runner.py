@@ -22,12 +22,12 @@ from dataclasses import asdict, dataclass, field
 from queue import Empty
 from typing import Any
 
-import httpx2
 import openai
 
+from .._clients import sdk_library
 from ..mock import MockConfig, run_server
 from ._contenders import CALL_TIMEOUT, Contender, RunContext
-from ._workload import BackgroundLoad, Call, Scenario, ideal_seconds
+from ._workload import BackgroundLoad, Call, Scenario, ideal_seconds, mean_latency
 
 __all__ = ["RunResult", "mock_server_process", "run_scenario"]
 
@@ -63,6 +63,9 @@ class RunResult:
     server_retries: int = 0
     latency_p50: float = 0.0
     latency_p95: float = 0.0
+    #: Per priority lane of the scenario's calls (`Call.lane`): 95th percentile of the
+    #: time from a call's arrival to its answer, over the lane's completed calls.
+    lane_latency_p95: dict[str, float] = field(default_factory=dict)
     cpu_seconds_per_1k: float = 0.0
     tokens_estimated: float | None = None
     tokens_actual: float | None = None
@@ -145,11 +148,13 @@ async def _run_one(
     on_progress: Callable[[str, int, int], None] | None,
 ) -> RunResult:
     origin = url.removesuffix("/v1")
-    async with httpx2.AsyncClient(timeout=30) as control:
+    # The SDK's own HTTP library (httpx2 for openai 3.x, httpx before): no other needed.
+    async with sdk_library().AsyncClient(timeout=30) as control:
         (await control.post(f"{origin}/mock/reset", json={"buckets": True})).raise_for_status()
     result = RunResult(scenario.name, contender.name, calls=len(scenario.calls))
     await contender.start(RunContext(url, scenario.keys, scenario.told, scenario))
     latencies: list[float] = []
+    by_lane: dict[str, list[float]] = {}
     completed: list[Call] = []
     finished: list[float] = []
     errors: Counter[str] = Counter()
@@ -168,6 +173,8 @@ async def _run_one(
             errors[_error_name(error)] += 1
         else:
             latencies.append(loop.time() - began)
+            if call.lane is not None:
+                by_lane.setdefault(call.lane, []).append(loop.time() - began)
             completed.append(call)
             finished.append(loop.time() - start)
         finally:
@@ -220,7 +227,7 @@ async def _run_one(
     accounting = contender.token_accounting()
     await contender.stop()
     cpu += contender.extra_cpu_seconds()
-    async with httpx2.AsyncClient(timeout=30) as control:
+    async with sdk_library().AsyncClient(timeout=30) as control:
         server = (await control.get(f"{origin}/mock/stats")).json()
 
     result.completed = len(latencies)
@@ -238,9 +245,9 @@ async def _run_one(
     result.server_429s_by_reason = dict(server["rejected_by_reason"])
     result.server_retries = max(0, result.server_requests - background_sent - len(tasks))
     if latencies:
-        ordered = sorted(latencies)
-        result.latency_p50 = statistics.median(ordered)
-        result.latency_p95 = ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+        result.latency_p50 = statistics.median(latencies)
+        result.latency_p95 = _p95(latencies)
+    result.lane_latency_p95 = {lane: _p95(values) for lane, values in sorted(by_lane.items())}
     handled = result.completed + result.failed
     result.cpu_seconds_per_1k = cpu / handled * 1_000 if handled else 0.0
     if accounting is not None:
@@ -259,22 +266,43 @@ async def _run_one(
     return result
 
 
+def _p95(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, math.ceil(0.95 * len(ordered)) - 1)]
+
+
 def _goodput(scenario: Scenario, server: dict[str, Any], wall: float) -> tuple[float, str]:
-    """Admitted units of the binding dimension over what the limits allowed in ``wall``."""
+    """Admitted units of the binding dimension over what the limits allowed in ``wall``.
+
+    Per-second buckets count as the per-minute ones do (a second's depth, then their
+    rate); a server that limits calls in flight to N allowed N calls at once, then N
+    more every mean latency of the workload's calls.
+    """
     limits = scenario.server.limits
     keys = len(scenario.keys)
     share = 1.0 if limits.burst_seconds is None else limits.burst_seconds / 60.0
     best, binding = 0.0, ""
-    for name, admitted, limit in (
-        ("requests", float(server["accepted"]), limits.rpm),
-        ("tokens", float(server["tokens"]["charged"]), limits.tpm),
+    if wall <= 0:
+        return best, binding
+    admitted = {"requests": float(server["accepted"]), "tokens": float(server["tokens"]["charged"])}
+    for name, limit, window, depth in (
+        ("requests", limits.rpm, 60.0, share),
+        ("tokens", limits.tpm, 60.0, share),
+        ("requests", limits.rps, 1.0, 1.0),
+        ("tokens", limits.tps, 1.0, 1.0),
     ):
-        if not limit or wall <= 0:
+        if not limit:
             continue
-        ceiling = keys * limit * share + keys * limit / 60.0 * wall
-        fraction = admitted / ceiling
+        ceiling = keys * limit * depth + keys * limit / window * wall
+        fraction = admitted[name] / ceiling
         if fraction > best:
             best, binding = fraction, name
+    if limits.concurrency:
+        places = keys * limits.concurrency
+        allowed = places * (1 + wall / max(1e-9, mean_latency(scenario)))
+        fraction = admitted["requests"] / allowed
+        if fraction > best:
+            best, binding = fraction, "in flight"
     return best, binding
 
 

@@ -90,7 +90,7 @@ class _Job:
     worker: int
     base_url: str
     key: str
-    told: dict[str, float | None]
+    told: dict[str, Any]
     redis_url: str | None
     namespace: str
     max_seconds: float

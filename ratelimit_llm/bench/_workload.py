@@ -9,23 +9,27 @@ so every contender (and every run) faces the very same work.
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from .._types import Limits
 from ..mock import LatencyModel, MockConfig, MockLimits, OutputModel, Profile
-from ..mock._requests import parse_chat, parse_embeddings
+from ..mock._buckets import dimensions_of
+from ..mock._requests import ParsedRequest, parse_chat, parse_embeddings
 
 __all__ = [
     "BackgroundLoad",
     "Call",
     "Scenario",
     "builtin_scenarios",
+    "expected_latency",
     "ideal_admissions",
     "ideal_seconds",
+    "mean_latency",
 ]
 
 Endpoint = Literal["chat", "embeddings"]
@@ -39,6 +43,9 @@ class Call:
     at: float
     endpoint: Endpoint
     body: dict[str, Any]
+    #: The priority lane the caller puts it in (``"interactive"``, ``"bulk"``), for
+    #: contenders that have lanes (ratelimit-llm's ``lane()``); `None`: no lane.
+    lane: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,10 @@ class Scenario:
     stream: bool = False
     #: Contender names this scenario is meant for (empty: all).
     only: tuple[str, ...] = field(default=())
+    #: Whose dialect the server speaks (``"together"``), for contenders that can be
+    #: told (ratelimit-llm's ``wrap(..., provider=...)``): the mock's loopback URL
+    #: does not say. `None`: nobody is told.
+    provider: str | None = None
 
     def server_limits(self) -> MockLimits:
         return self.server.limits
@@ -78,8 +89,9 @@ def ideal_seconds(scenario: Scenario, calls: Sequence[Call] | None = None) -> fl
 
     The last of `ideal_admissions`: charges each call as the mock's own admission rule
     does, then asks how long the binding dimension needs beyond its burst capacity (all
-    keys together), and never less than the last arrival. ``calls`` narrows it to part
-    of the workload (the calls a contender completed, so that one that dropped calls is
+    keys together), how long the calls in flight keep the server's places busy when it
+    limits them, and never less than the last arrival. ``calls`` narrows it to part of
+    the workload (the calls a contender completed, so that one that dropped calls is
     not credited for them).
     """
     return max(ideal_admissions(scenario, calls), default=0.0)
@@ -88,39 +100,94 @@ def ideal_seconds(scenario: Scenario, calls: Sequence[Call] | None = None) -> fl
 def ideal_admissions(scenario: Scenario, calls: Sequence[Call] | None = None) -> list[float]:
     """When each call could be admitted at the soonest, in arrival order (the ideal line).
 
-    Each call goes at its arrival, or once the binding dimension's capacity plus refill
-    covers everything before it and itself, whichever is later. An unseen client's
-    share of the quota (`BackgroundLoad`) is not ours to use.
+    Each call goes at its arrival, or once every bucket's capacity plus refill covers
+    everything before it and itself (per second, minute or day, requests and every kind
+    of token the server counts), or, when the server limits calls in flight, once one
+    of its places is free (each call holding one for its expected latency), whichever
+    is latest. An unseen client's share of the quota (`BackgroundLoad`) is not ours to
+    use.
     """
     calls = scenario.calls if calls is None else calls
-    limits = scenario.server.limits
+    server = scenario.server
+    limits = server.limits
     keys = len(scenario.keys)
-    rule = scenario.server.charge_rule
-    default_output = scenario.server.output.default_max_tokens
-    share = 1.0 if limits.burst_seconds is None else limits.burst_seconds / 60.0
-    taken = {"requests": 0.0, "tokens": 0.0}
     background = scenario.background
+    taken = {"requests": 0.0, "tokens": 0.0, "input_tokens": 0.0, "output_tokens": 0.0}
     if background is not None:
+        prompt = math.ceil(background.prompt_chars / 4)
         taken["requests"] = background.per_second
-        taken["tokens"] = background.per_second * (
-            math.ceil(background.prompt_chars / 4) + background.max_tokens
-        )
+        taken["tokens"] = background.per_second * (prompt + background.max_tokens)
+        taken["input_tokens"] = background.per_second * prompt
+        taken["output_tokens"] = background.per_second * background.max_tokens
     budgets = [
-        (name, keys * limit * share, max(1e-9, keys * limit / 60.0 - taken[name]))
-        for name, limit in (("requests", limits.rpm), ("tokens", limits.tpm))
-        if limit
+        (metric, keys * capacity, max(1e-9, keys * limit / window - taken[metric]))
+        for _, metric, limit, window, capacity in dimensions_of(limits)
     ]
-    spent = {"requests": 0.0, "tokens": 0.0}
+    spent = dict.fromkeys(taken, 0.0)
+    # When each of the server's places in flight is free again (all keys together).
+    places = [0.0] * (keys * limits.concurrency) if limits.concurrency else []
     times = []
     for call in sorted(calls, key=lambda c: c.at):
-        parse = parse_embeddings if call.endpoint == "embeddings" else parse_chat
-        spent["requests"] += 1
-        spent["tokens"] += rule(parse(dict(call.body)).charge_request(default_output))
+        parsed = _parsed(call)
+        for metric, amount in _charges(scenario, parsed).items():
+            spent[metric] += amount
         at = call.at
-        for name, capacity, rate in budgets:
-            at = max(at, (spent[name] - capacity) / rate)
+        for metric, capacity, rate in budgets:
+            at = max(at, (spent[metric] - capacity) / rate)
+        if places:
+            at = max(at, places[0])
+            heapq.heapreplace(places, at + expected_latency(scenario, parsed))
         times.append(at)
     return times
+
+
+def mean_latency(scenario: Scenario) -> float:
+    """The mock's average time to answer one of the scenario's calls (`expected_latency`)."""
+    if not scenario.calls:
+        return 0.0
+    total = math.fsum(expected_latency(scenario, _parsed(call)) for call in scenario.calls)
+    return total / len(scenario.calls)
+
+
+def _parsed(call: Call) -> ParsedRequest:
+    parse = parse_embeddings if call.endpoint == "embeddings" else parse_chat
+    return parse(dict(call.body))
+
+
+def _charges(scenario: Scenario, parsed: ParsedRequest) -> dict[str, float]:
+    """What the mock's admission takes from each kind of bucket for this call."""
+    server = scenario.server
+    request = parsed.charge_request(server.output.default_max_tokens)
+    output = float(request.reserved_output_tokens)
+    if server.profile.output_charge == "usage":
+        output = _expected_output(scenario, parsed)  # charged as it is written
+    return {
+        "requests": 1.0,
+        "tokens": float(server.charge_rule(request)),
+        "input_tokens": float(request.estimated_prompt_tokens),
+        "output_tokens": output,
+    }
+
+
+def _expected_output(scenario: Scenario, parsed: ParsedRequest) -> float:
+    """The output tokens the mock draws for a call, on average (uniform up to its cap)."""
+    if parsed.endpoint == "embeddings":
+        return 0.0
+    output = scenario.server.output
+    cap = parsed.max_output if parsed.max_output is not None else output.default_max_tokens
+    low = min(output.min_tokens, cap)
+    return max(parsed.n, parsed.best_of) * (low + cap) / 2
+
+
+def expected_latency(scenario: Scenario, parsed: ParsedRequest) -> float:
+    """How long the mock takes to answer a call, on average: time to the first token,
+    then the expected output at the model's speed (jitter averages out)."""
+    latency = scenario.server.latency
+    first = (latency.ttft + latency.per_prompt_token * parsed.prompt_tokens()) * latency.scale
+    if parsed.endpoint == "embeddings":
+        return first
+    per_choice = _expected_output(scenario, parsed) / max(parsed.n, parsed.best_of)
+    return first + per_choice * latency.scale / latency.tokens_per_second
 
 
 # -- the built-in scenarios ------------------------------------------------------------
@@ -181,14 +248,25 @@ def _latency() -> LatencyModel:
     return LatencyModel(ttft=0.25, tokens_per_second=400.0, jitter=0.2)
 
 
-def _server(limits: MockLimits, **kwargs: Any) -> MockConfig:
+def _server(
+    limits: MockLimits, *, latency: LatencyModel | None = None, **kwargs: Any
+) -> MockConfig:
     return MockConfig(
         limits=limits,
-        latency=_latency(),
+        latency=latency or _latency(),
         output=OutputModel(min_tokens=8),
         seed=7,
         **kwargs,
     )
+
+
+def _within(scenario: Scenario, seconds: float) -> Scenario:
+    """``scenario`` cut to the calls its server can admit within ``seconds`` (calls all
+    at once: the ideal line of a prefix is the prefix of the ideal line)."""
+    times = ideal_admissions(scenario)
+    count = max(1, sum(1 for at in times if at <= seconds))
+    calls = tuple(sorted(scenario.calls, key=lambda c: c.at)[:count])
+    return replace(scenario, calls=calls, description=scenario.description.format(count=count))
 
 
 def _mixed_calls(
@@ -347,7 +425,92 @@ def builtin_scenarios(seconds: float = 8.0) -> list[Scenario]:
             tuple(_chat(i, 0.0, rng, 80, 20, False) for i in range(quantized_count)),
         )
     )
+    scenarios.append(_concurrency_capped(seconds))
+    scenarios.append(_per_second(seconds))
+    scenarios.append(_interactive_and_bulk(seconds))
     return scenarios
+
+
+def _interactive_and_bulk(seconds: float) -> Scenario:
+    """A bulk backlog and a person waiting: one quota, two kinds of caller.
+
+    A labelling job queues a backlog larger than the bucket at once (lane ``"bulk"``),
+    while an application on the same key sends a small call every quarter second (lane
+    ``"interactive"``). The report's "interactive p95" column is how long those waited
+    and took: behind a FIFO they wait for the backlog; with lanes they pass it at the
+    next free slot, while the backlog still gets the rest of the quota.
+    """
+    rng = random.Random(13)
+    limits = MockLimits(rpm=600, tpm=60_000)
+    backlog = tuple(
+        replace(
+            _chat(i, 0.0, rng, rng.randint(200, 1_600), rng.randint(50, 300), False), lane="bulk"
+        )
+        for i in range(2_000)
+    )
+    bulk = _within(
+        Scenario("interactive-bulk", "", _server(limits), Limits(rpm=600, tpm=60_000), backlog),
+        seconds,
+    ).calls
+    interactive = tuple(
+        replace(_chat(len(bulk) + n, 0.5 + 0.25 * n, rng, 120, 30, False), lane="interactive")
+        for n in range(max(4, int((seconds - 1.0) / 0.25)))
+    )
+    return Scenario(
+        "interactive-bulk",
+        f"{len(bulk)} bulk calls at once and {len(interactive)} small interactive ones, one "
+        "every 0.25 s, on one key (TPM binding)",
+        _server(limits),
+        Limits(rpm=600, tpm=60_000),
+        bulk + interactive,
+    )
+
+
+def _concurrency_capped(seconds: float) -> Scenario:
+    """A DeepSeek-like server: no rate limit and no headers, 16 calls in flight per key.
+
+    Calls take about two thirds of a second, so the places in flight bind long before
+    the (generous) rate contenders are told; every refusal is one of DeepSeek's
+    concurrency 429s.
+    """
+    rng = random.Random(11)
+    latency = LatencyModel(ttft=0.3, tokens_per_second=100.0, jitter=0.2)
+    candidates = tuple(
+        _chat(i, 0.0, rng, rng.randint(100, 400), rng.randint(40, 80), False) for i in range(2_000)
+    )
+    scenario = Scenario(
+        "concurrency-capped",
+        "{count} calls at once against a DeepSeek-like server (no headers, 16 calls in "
+        "flight per key, ~0.65 s each); contenders are told a generous rate",
+        _server(MockLimits(concurrency=16), latency=latency, profile=Profile.deepseek()),
+        Limits(rpm=6_000, tpm=10_000_000),
+        candidates,
+        provider="deepseek",
+    )
+    return _within(scenario, seconds)
+
+
+def _per_second(seconds: float) -> Scenario:
+    """A Together-like server: 10 requests and 2,000 tokens per *second*, in its headers.
+
+    Contenders are told the per-minute equivalents (600 RPM, 120,000 TPM), as an
+    account page shows them; a minute's worth at once is what the server refuses.
+    """
+    rng = random.Random(12)
+    candidates = tuple(
+        _chat(i, 0.0, rng, rng.randint(200, 1_200), rng.randint(30, 200), False)
+        for i in range(2_000)
+    )
+    scenario = Scenario(
+        "per-second",
+        "{count} mixed calls at once against a Together-like server limiting 10 requests "
+        "and 2,000 tokens per second; contenders are told 600 RPM / 120,000 TPM",
+        _server(MockLimits(rps=10, tps=2_000), profile=Profile.together()),
+        Limits(rpm=600, tpm=120_000),
+        candidates,
+        provider="together",
+    )
+    return _within(scenario, seconds)
 
 
 ScenarioFactory = Callable[[float], list[Scenario]]

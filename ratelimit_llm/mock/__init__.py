@@ -1,8 +1,11 @@
 """A faithful mock of the OpenAI API's rate limiting, for tests and benchmarks.
 
 It enforces RPM/TPM (and RPD/TPD, project and shared-model limits) with the same
-continuous token buckets the real service's headers and 429 messages reveal, reports
-them in the real headers and 429 texts (OpenAI, Azure or Groq dialect), generates
+continuous token buckets the real service's headers and 429 messages reveal, and the
+other providers' limits (per second, input and output apart, calls in flight), and
+reports them in each provider's own headers and refusals (the `Profile` presets:
+OpenAI, Azure, Groq, Together, Fireworks, OpenRouter, Gemini, Anthropic, DeepSeek, TGI,
+vLLM), generates
 deterministic fake output whose ``usage`` matches what it emitted (prose, JSON valid for
 a requested schema, or tool calls, so framework loops run against it), models latency
 and injects faults. It also serves the Files and Batch APIs, whose batches run in the same

@@ -3,7 +3,9 @@
 Every capture of OpenAI's headers and 429 messages fits a continuously refilled token
 bucket (rate ``limit / window``, capacity ``limit`` unless enforcement is quantized), so
 that is what this module keeps, one set per (scope, model group) plus an optional
-project-wide token bucket. Admission is all-or-nothing over every bucket the request
+project-wide token bucket. The other providers' buckets are the same kind with another
+window or another thing counted: Together's per second, Anthropic's and Fireworks'
+input and output tokens apart. Admission is all-or-nothing over every bucket the request
 touches; since the event loop runs one handler at a time and admission never awaits,
 the check and the debit are atomic without a lock.
 
@@ -16,24 +18,33 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from ._config import MockLimits
 
 __all__ = [
     "DAY",
+    "INPUT_TPM",
     "MINUTE",
+    "OUTPUT_TPM",
     "PROJECT_TPM",
     "RPD",
     "RPM",
+    "RPS",
+    "SECOND",
     "TPD",
     "TPM",
+    "TPS",
     "Admission",
     "Bucket",
     "BucketSet",
+    "Charge",
     "Enforcer",
     "Refusal",
+    "dimensions_of",
 ]
 
+SECOND = 1.0
 MINUTE = 60.0
 DAY = 86_400.0
 
@@ -42,6 +53,39 @@ RPD = "requests/day"
 TPM = "tokens/min"
 TPD = "tokens/day"
 PROJECT_TPM = "project-tokens/min"
+RPS = "requests/sec"
+TPS = "tokens/sec"
+INPUT_TPM = "input-tokens/min"
+OUTPUT_TPM = "output-tokens/min"
+
+#: The metrics that count tokens of some kind (everything but requests).
+TOKEN_METRICS = frozenset({"tokens", "input_tokens", "output_tokens"})
+
+
+class Charge(NamedTuple):
+    """What admission takes from each kind of bucket, besides one request.
+
+    ``tokens`` is the charge rule's figure (the ``tpm``/``tpd``/``tps`` buckets);
+    ``input_tokens`` the prompt estimate and ``output_tokens`` the reserved output (the
+    ``input_tpm`` and ``output_tpm`` buckets). ``output_later`` says the output bucket is
+    charged only once the output is known (the profile's ``output_charge="usage"``):
+    admission then only asks that bucket not to be spent.
+    """
+
+    tokens: int
+    input_tokens: int = 0
+    output_tokens: int = 0
+    output_later: bool = False
+
+    def amount(self, metric: str) -> int:
+        """What a bucket counting ``metric`` is charged at admission."""
+        if metric == "requests":
+            return 1
+        if metric == "input_tokens":
+            return self.input_tokens
+        if metric == "output_tokens":
+            return 0 if self.output_later else self.output_tokens
+        return self.tokens
 
 
 class Bucket:
@@ -157,8 +201,12 @@ class BucketSet:
         return self.project_scoped or bucket is self.project
 
 
-def _dimensions(limits: MockLimits) -> list[tuple[str, str, int, float, float]]:
-    """(name, metric, limit, window, capacity) of every scope bucket ``limits`` asks for."""
+def dimensions_of(limits: MockLimits) -> list[tuple[str, str, int, float, float]]:
+    """(name, metric, limit, window, capacity) of every scope bucket ``limits`` asks for.
+
+    ``burst_seconds`` shrinks the per-minute buckets only: a per-second bucket already
+    holds one second's worth, a per-day one the whole day.
+    """
     share = 1.0 if limits.burst_seconds is None else limits.burst_seconds / MINUTE
     out: list[tuple[str, str, int, float, float]] = []
     if limits.rpm is not None:
@@ -166,10 +214,19 @@ def _dimensions(limits: MockLimits) -> list[tuple[str, str, int, float, float]]:
         out.append((RPM, "requests", limits.rpm, MINUTE, max(1.0, limits.rpm * share)))
     if limits.rpd is not None:
         out.append((RPD, "requests", limits.rpd, DAY, float(limits.rpd)))
+    if limits.rps is not None:
+        out.append((RPS, "requests", limits.rps, SECOND, float(limits.rps)))
     if limits.tpm is not None:
         out.append((TPM, "tokens", limits.tpm, MINUTE, limits.tpm * share))
     if limits.tpd is not None:
         out.append((TPD, "tokens", limits.tpd, DAY, float(limits.tpd)))
+    if limits.tps is not None:
+        out.append((TPS, "tokens", limits.tps, SECOND, float(limits.tps)))
+    if limits.input_tpm is not None:
+        out.append((INPUT_TPM, "input_tokens", limits.input_tpm, MINUTE, limits.input_tpm * share))
+    if limits.output_tpm is not None:
+        capacity = limits.output_tpm * share
+        out.append((OUTPUT_TPM, "output_tokens", limits.output_tpm, MINUTE, capacity))
     return out
 
 
@@ -201,7 +258,7 @@ class Enforcer:
         if scope is None:
             scope = {
                 name: Bucket(name, metric, limit, window, capacity, now)
-                for name, metric, limit, window, capacity in _dimensions(limits)
+                for name, metric, limit, window, capacity in dimensions_of(limits)
             }
             self._scopes[(principal, group)] = scope
         project_bucket: Bucket | None = None
@@ -215,31 +272,43 @@ class Enforcer:
                 self._projects[(project, group)] = project_bucket
         return BucketSet(scope, project_bucket, self._project_scoped)
 
-    def admit(self, buckets: BucketSet, tokens: int, now: float) -> Admission:
-        """Take 1 request and ``tokens`` tokens from every bucket, or from none of them."""
+    def admit(
+        self, buckets: BucketSet, charge: Charge, now: float, *, soft_limit: float = 0.0
+    ) -> Admission:
+        """Take 1 request and ``charge`` from every bucket, or from none of them.
+
+        ``soft_limit`` is the share of a token bucket's capacity a request may borrow
+        past empty (the bucket then reads as over its limit until it refills).
+        """
         buckets.refill(now)
         too_large: Refusal | None = None
         refusals: list[Refusal] = []
         for bucket in buckets:
-            amount = 1 if bucket.metric == "requests" else tokens
+            amount = charge.amount(bucket.metric)
+            # What must be there: the amount itself, or (for output charged later) one
+            # unit of room, so that a spent output bucket still refuses.
+            needed = amount if amount > 0 else 1
+            room = bucket.level
+            if soft_limit and bucket.metric in TOKEN_METRICS:
+                room += soft_limit * bucket.capacity
             if amount > bucket.capacity:
                 too_large = too_large or self._refusal(buckets, bucket, amount)
-            elif amount > bucket.level:
-                refusals.append(self._refusal(buckets, bucket, amount))
+            elif needed > room:
+                refusals.append(self._refusal(buckets, bucket, needed, room - bucket.level))
         if too_large is not None:
             return Admission(False, too_large=too_large)
         if refusals:
             worst = max(refusals, key=lambda r: r.wait)
             return Admission(False, refusal=worst, retry_after=worst.wait)
         for bucket in buckets:
-            bucket.level -= 1 if bucket.metric == "requests" else tokens
+            bucket.level -= charge.amount(bucket.metric)
         return Admission(True)
 
     @staticmethod
-    def _refusal(buckets: BucketSet, bucket: Bucket, amount: int) -> Refusal:
+    def _refusal(buckets: BucketSet, bucket: Bucket, amount: int, borrow: float = 0.0) -> Refusal:
         used = bucket.limit - math.floor(bucket.level)
         # Round away float noise before the caller truncates to milliseconds.
-        wait = round(max(0.0, bucket.seconds_for(used + amount - bucket.limit)), 9)
+        wait = round(max(0.0, bucket.seconds_for(used + amount - bucket.limit - borrow)), 9)
         return Refusal(
             name=bucket.name,
             metric=bucket.metric,
@@ -263,10 +332,27 @@ class Enforcer:
     @staticmethod
     def refund_tokens(buckets: BucketSet, tokens: float, now: float) -> None:
         """Give ``tokens`` back to every token bucket (negative takes more), capped at full."""
+        Enforcer.credit(buckets, "tokens", tokens, now)
+
+    @staticmethod
+    def credit(buckets: BucketSet, metric: str, amount: float, now: float) -> None:
+        """Give ``amount`` back to every bucket counting ``metric`` (negative takes more).
+
+        Capped at full; taking more may leave a bucket in debt, as output charged after
+        the fact does.
+        """
         for bucket in buckets:
-            if bucket.metric == "tokens":
+            if bucket.metric == metric:
                 bucket.refill(now)
-                bucket.level = min(bucket.capacity, bucket.level + tokens)
+                bucket.level = min(bucket.capacity, bucket.level + amount)
+
+    @staticmethod
+    def refund(buckets: BucketSet, charge: Charge, now: float) -> None:
+        """Give back everything ``charge`` took at admission, except the request slot."""
+        for metric in TOKEN_METRICS:
+            amount = charge.amount(metric)
+            if amount:
+                Enforcer.credit(buckets, metric, amount, now)
 
     def apply_limits(self) -> None:
         """Resize every existing bucket to the current limits; add and drop dimensions."""
@@ -274,7 +360,7 @@ class Enforcer:
             limits = self._limits_for(group)
             wanted = {
                 name: (metric, limit, window, cap)
-                for name, metric, limit, window, cap in _dimensions(limits)
+                for name, metric, limit, window, cap in dimensions_of(limits)
             }
             for name in list(scope):
                 if name not in wanted:

@@ -45,6 +45,26 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--rpd", type=int, help="requests per day")
     limits.add_argument("--tpd", type=int, help="tokens per day")
     limits.add_argument("--project-tpm", type=int, help="project-wide tokens per minute")
+    limits.add_argument("--rps", type=int, help="requests per second (Together's window)")
+    limits.add_argument("--tps", type=int, help="tokens per second (Together's window)")
+    limits.add_argument(
+        "--input-tpm",
+        type=int,
+        help="input tokens per minute, limited apart (Anthropic, Fireworks)",
+    )
+    limits.add_argument(
+        "--output-tpm",
+        type=int,
+        help="output tokens per minute, limited apart (charged as the profile says)",
+    )
+    limits.add_argument(
+        "--concurrency", type=int, help="calls in flight at once per key (DeepSeek, TGI)"
+    )
+    limits.add_argument(
+        "--in-flight-tokens",
+        type=int,
+        help="tokens the calls in flight may hold together (OpenRouter's in-flight budget)",
+    )
     limits.add_argument(
         "--burst-seconds",
         type=float,
@@ -91,7 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     behaviour = parser.add_argument_group("behaviour")
     behaviour.add_argument(
-        "--profile", choices=sorted(PROFILES), default="openai", help="header and error dialect"
+        "--profile",
+        choices=sorted(PROFILES),
+        default="openai",
+        help="whose headers, refusals and behaviour the server has",
     )
     behaviour.add_argument(
         "--seed", type=int, default=0, help="seed for output, latency jitter and faults"
@@ -275,6 +298,12 @@ def build_config(args: argparse.Namespace) -> MockConfig:
             tpd=args.tpd,
             project_tpm=args.project_tpm,
             burst_seconds=burst,
+            rps=args.rps,
+            tps=args.tps,
+            input_tpm=args.input_tpm,
+            output_tpm=args.output_tpm,
+            concurrency=args.concurrency,
+            in_flight_tokens=args.in_flight_tokens,
         ),
         model_limits=dict(_parse_model_limit(text, burst) for text in args.model_limit),
         shared_limits=dict(_parse_shared(text) for text in args.shared_limit),

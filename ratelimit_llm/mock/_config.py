@@ -22,14 +22,17 @@ __all__ = [
     "DEFAULT_MODELS",
     "PROFILES",
     "BatchConfig",
+    "ErrorStyle",
     "FaultKind",
     "FaultPlan",
     "FaultRule",
+    "HeaderStyle",
     "KeyConfig",
     "LatencyModel",
     "LimitScope",
     "MockConfig",
     "MockLimits",
+    "OutputCharge",
     "OutputModel",
     "Profile",
 ]
@@ -74,10 +77,26 @@ class MockLimits:
     *quantized*: the per-minute buckets hold only that many seconds' worth (``1`` enforces
     a minute's limit per second); per-day buckets always hold the whole day.
 
+    The other providers' limits:
+
+    - ``rps`` / ``tps``: requests and tokens per *second* (Together's), each a bucket of
+      one second's depth.
+    - ``input_tpm`` / ``output_tpm``: input and output tokens per minute, limited apart
+      (Anthropic's ITPM and OTPM, Fireworks' prompt and generated limits). The input
+      bucket is charged the prompt estimate; how the output bucket is charged is the
+      profile's ``output_charge``.
+    - ``concurrency``: calls in flight at once (DeepSeek's, TGI's
+      ``--max-concurrent-requests``); a call holds its place until its response (a
+      stream's last frame) is sent, it fails, or the client goes away.
+    - ``in_flight_tokens``: tokens (as admission charges them) that the calls in flight
+      may hold together (OpenRouter's in-flight spending budget).
+
     Example::
 
         MockLimits(rpm=500, tpm=200_000)
         MockLimits(rpm=10_000, tpm=2_000_000, rpd=1_000_000, burst_seconds=1)
+        MockLimits(rps=10, tps=2_000)             # Together
+        MockLimits(concurrency=16)                # DeepSeek
     """
 
     rpm: int | None = None
@@ -86,9 +105,15 @@ class MockLimits:
     tpd: int | None = None
     project_tpm: int | None = None
     burst_seconds: float | None = None
+    rps: int | None = None
+    tps: int | None = None
+    input_tpm: int | None = None
+    output_tpm: int | None = None
+    concurrency: int | None = None
+    in_flight_tokens: int | None = None
 
     def __post_init__(self) -> None:
-        for name in ("rpm", "tpm", "rpd", "tpd", "project_tpm"):
+        for name in _COUNTED_LIMITS:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _positive_int(name, value))
@@ -97,6 +122,11 @@ class MockLimits:
             if burst == 0 or burst > 60:
                 raise ValueError(f"burst_seconds must be in (0, 60], got {burst!r}")
             object.__setattr__(self, "burst_seconds", burst)
+
+    @property
+    def limits_in_flight(self) -> bool:
+        """Whether calls in flight are limited (by count or by the tokens they hold)."""
+        return self.concurrency is not None or self.in_flight_tokens is not None
 
     def updated(self, changes: Mapping[str, object]) -> MockLimits:
         """A copy with ``changes`` applied; a ``None`` value removes that limit.
@@ -114,6 +144,21 @@ class MockLimits:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 
 
+_COUNTED_LIMITS = (
+    "rpm",
+    "tpm",
+    "rpd",
+    "tpd",
+    "project_tpm",
+    "rps",
+    "tps",
+    "input_tpm",
+    "output_tpm",
+    "concurrency",
+    "in_flight_tokens",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class KeyConfig:
     """What the server knows about one API key.
@@ -128,14 +173,40 @@ class KeyConfig:
     insufficient_quota: bool = False
 
 
+#: Which family of rate-limit headers a profile sends.
+HeaderStyle: TypeAlias = Literal["openai", "together", "fireworks", "anthropic", "openrouter"]
+#: Whose wording (and statuses) a profile's refusals and failures use.
+ErrorStyle: TypeAlias = Literal[
+    "openai",
+    "azure",
+    "groq",
+    "together",
+    "fireworks",
+    "openrouter",
+    "gemini",
+    "anthropic",
+    "deepseek",
+    "tgi",
+]
+#: How an ``output_tpm`` bucket is charged: the request's ``max_tokens`` at admission
+#: (kept, or settled to the output really sent once it is known), or only the output
+#: sent, after the fact.
+OutputCharge: TypeAlias = Literal["reserve", "settle", "usage"]
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """How a provider reports limits: which headers, in what format, and its 429 wording.
+    """How a provider reports limits: which headers, in what format, and its refusals.
 
     Use the presets (`Profile.openai`, `Profile.azure`, `Profile.groq`, `Profile.none`,
-    or `Profile.named`) and adjust a field with `dataclasses.replace` when needed.
+    `Profile.together`, `Profile.fireworks`, `Profile.openrouter`, `Profile.gemini`,
+    `Profile.anthropic`, `Profile.azure_ptu`, `Profile.deepseek`, `Profile.tgi`,
+    `Profile.vllm`, or `Profile.named`) and adjust a field with `dataclasses.replace`.
 
-    - ``rate_limit_headers``: send the ``x-ratelimit-*`` headers at all.
+    - ``rate_limit_headers``: send rate-limit headers at all; ``header_style`` says
+      which family (OpenAI's triplets, Together's per-second pairs, Fireworks' prompt
+      and generated limits, Anthropic's ``anthropic-ratelimit-*`` with RFC 3339 resets,
+      or OpenRouter's, which come only on its own 429s).
     - ``reset_format``: ``"go"`` durations (``1.574s``) or whole ``"seconds"`` (Azure).
     - ``requests_window``: which request bucket the requests triplet reports: the
       ``"binding"`` one (fewest remaining), always the ``"minute"`` or the ``"day"`` one;
@@ -144,11 +215,28 @@ class Profile:
     - ``token_sentinels``: tokens triplet reads ``-1`` / ``-1`` / ``0`` (Azure Responses).
     - ``retry_after`` / ``retry_after_ms``: headers on temporary 429s.
     - ``should_retry_header``: ``x-should-retry: false`` on 429s that never clear.
-    - ``error_style``: wording of the 429 bodies (``"openai"``, ``"azure"``, ``"groq"``).
+    - ``error_style``: wording and status of the refusals (429 bodies, in-flight
+      refusals, the billing refusal, the overloaded fault).
+    - ``utilization_header``: ``azure-openai-deployment-utilization`` on every answer,
+      the share of the busiest bucket in use (Azure's provisioned deployments).
+    - ``output_charge``: how an ``output_tpm`` bucket is charged (`OutputCharge`).
+    - ``soft_limit``: the share of each token bucket a caller may run past empty, served
+      "over the limit" (Fireworks' ``x-ratelimit-over-limit: yes``) before the 429s.
+    - ``array_errors``: error bodies wrapped in a JSON array (Gemini's OpenAI endpoint).
+    - ``keepalive_seconds``: while a call waits longer than this, a stream sends
+      ``: keep-alive`` comments and a plain answer blank lines, this often (DeepSeek).
+    - ``enforce_limits``: refuse anything at all; `False` admits every call (vLLM).
+    - ``queue_slots``: calls the server runs at full speed; past them every new call's
+      latency stretches by ``in flight / queue_slots`` (vLLM's queue).
+    - ``extra_headers``: sent on every API answer (TGI's ``x-compute-type``).
+    - ``openai_headers``: send ``openai-version``, ``openai-organization``,
+      ``openai-project`` and ``openai-processing-ms`` (OpenAI's, Azure's, Groq's presets;
+      the others do not, so that a header reader does not take them for OpenAI).
     """
 
     name: str
     rate_limit_headers: bool = True
+    header_style: HeaderStyle = "openai"
     reset_format: Literal["go", "seconds"] = "go"
     requests_window: Literal["binding", "minute", "day"] = "binding"
     tokens_window: Literal["binding", "minute", "day"] = "binding"
@@ -158,7 +246,33 @@ class Profile:
     retry_after_ms: bool = False
     should_retry_header: bool = False
     project_headers: bool = True
-    error_style: Literal["openai", "azure", "groq"] = "openai"
+    error_style: ErrorStyle = "openai"
+    utilization_header: bool = False
+    output_charge: OutputCharge = "reserve"
+    soft_limit: float = 0.0
+    array_errors: bool = False
+    keepalive_seconds: float | None = None
+    enforce_limits: bool = True
+    queue_slots: int | None = None
+    extra_headers: tuple[tuple[str, str], ...] = ()
+    openai_headers: bool = True
+
+    def __post_init__(self) -> None:
+        share = _non_negative("soft_limit", self.soft_limit)
+        if share >= 1:
+            raise ValueError(f"soft_limit must be < 1, got {share!r}")
+        object.__setattr__(self, "soft_limit", share)
+        if self.keepalive_seconds is not None:
+            if _non_negative("keepalive_seconds", self.keepalive_seconds) == 0:
+                raise ValueError("keepalive_seconds must be > 0")
+            object.__setattr__(self, "keepalive_seconds", float(self.keepalive_seconds))
+        if self.queue_slots is not None:
+            object.__setattr__(self, "queue_slots", _positive_int("queue_slots", self.queue_slots))
+        if self.output_charge not in ("reserve", "settle", "usage"):
+            raise ValueError(
+                f"output_charge must be reserve, settle or usage, got {self.output_charge!r}"
+            )
+        object.__setattr__(self, "extra_headers", tuple(dict(self.extra_headers).items()))
 
     @classmethod
     def openai(cls) -> Profile:
@@ -169,12 +283,25 @@ class Profile:
     def azure(cls, *, sentinels: bool = False) -> Profile:
         """Azure OpenAI: resets in whole seconds, ``retry-after-ms``, Azure's 429 text."""
         return cls(
-            "azure",
+            "azure-sentinels" if sentinels else "azure",
             reset_format="seconds",
             retry_after_ms=True,
             token_sentinels=sentinels,
             project_headers=False,
             error_style="azure",
+        )
+
+    @classmethod
+    def azure_ptu(cls) -> Profile:
+        """An Azure provisioned (PTU) deployment: no ``x-ratelimit-*``; the utilisation
+        header instead (a hint, rising with load), Azure's 429s with ``retry-after-ms``."""
+        return cls(
+            "azure-ptu",
+            rate_limit_headers=False,
+            retry_after_ms=True,
+            project_headers=False,
+            error_style="azure",
+            utilization_header=True,
         )
 
     @classmethod
@@ -195,8 +322,125 @@ class Profile:
         return cls("none", rate_limit_headers=False, retry_after=False, project_headers=False)
 
     @classmethod
+    def together(cls) -> Profile:
+        """Together: ``x-ratelimit-*`` (requests per second) and ``x-tokenlimit-*`` (tokens
+        per second) from the ``rps``/``tps`` buckets; 429 ``dynamic_request_limited`` /
+        ``dynamic_token_limited``; its overloaded 503 is the platform's capacity."""
+        return cls(
+            "together",
+            header_style="together",
+            retry_after=False,
+            project_headers=False,
+            error_style="together",
+            openai_headers=False,
+        )
+
+    @classmethod
+    def fireworks(cls) -> Profile:
+        """Fireworks: prompt and generated token limits stated per second (enforced per
+        minute), output charged as it is generated, a soft 10 % past each limit with
+        ``x-ratelimit-over-limit: yes``, then 429; its overloaded fault is a 503."""
+        return cls(
+            "fireworks",
+            header_style="fireworks",
+            retry_after=False,
+            project_headers=False,
+            error_style="fireworks",
+            openai_headers=False,
+            output_charge="usage",
+            soft_limit=0.1,
+        )
+
+    @classmethod
+    def openrouter(cls) -> Profile:
+        """OpenRouter: no rate-limit headers on success; ``X-RateLimit-*`` (reset in epoch
+        ms) only on its own 429s; 402 with ``Retry-After`` past the in-flight budget;
+        ``error.code`` an integer."""
+        return cls(
+            "openrouter",
+            header_style="openrouter",
+            retry_after=False,
+            project_headers=False,
+            error_style="openrouter",
+            openai_headers=False,
+        )
+
+    @classmethod
+    def gemini(cls, *, array: bool = False) -> Profile:
+        """Gemini's OpenAI-compatible endpoint: no headers; 429 ``RESOURCE_EXHAUSTED``
+        with ``QuotaFailure`` (per minute or per day) and ``RetryInfo`` details; with
+        ``array`` the body is wrapped in a JSON array, as that endpoint has sent it."""
+        return cls(
+            "gemini-array" if array else "gemini",
+            rate_limit_headers=False,
+            retry_after=False,
+            project_headers=False,
+            error_style="gemini",
+            openai_headers=False,
+            array_errors=array,
+        )
+
+    @classmethod
+    def anthropic(cls) -> Profile:
+        """Anthropic's OpenAI-compatible endpoint: ``anthropic-ratelimit-*`` with RFC 3339
+        resets, input and output tokens limited apart, output charged by ``max_tokens``
+        up front and settled afterwards; 429 typed ``invalid_request_error`` with code
+        ``rate_limit_error``; its overloaded fault is a 529."""
+        return cls(
+            "anthropic",
+            header_style="anthropic",
+            project_headers=False,
+            error_style="anthropic",
+            openai_headers=False,
+            output_charge="settle",
+        )
+
+    @classmethod
+    def deepseek(cls) -> Profile:
+        """DeepSeek: no headers; 429 past the calls in flight; ``: keep-alive`` comments
+        (streams) and blank lines (plain answers) while a call waits; 402 for a spent
+        balance."""
+        return cls(
+            "deepseek",
+            rate_limit_headers=False,
+            retry_after=False,
+            project_headers=False,
+            error_style="deepseek",
+            openai_headers=False,
+            keepalive_seconds=0.5,
+        )
+
+    @classmethod
+    def tgi(cls) -> Profile:
+        """Text-generation-inference: no rate-limit headers, ``x-compute-type``; 429
+        "Model is overloaded" past ``--max-concurrent-requests`` (``concurrency``)."""
+        return cls(
+            "tgi",
+            rate_limit_headers=False,
+            retry_after=False,
+            project_headers=False,
+            error_style="tgi",
+            openai_headers=False,
+            extra_headers=(("x-compute-type", "gpu+optimized"),),
+        )
+
+    @classmethod
+    def vllm(cls, *, queue_slots: int = 16) -> Profile:
+        """vLLM's OpenAI server: no limits and no 429s; calls queue, so past
+        ``queue_slots`` calls in flight every call takes longer."""
+        return cls(
+            "vllm",
+            rate_limit_headers=False,
+            retry_after=False,
+            project_headers=False,
+            enforce_limits=False,
+            openai_headers=False,
+            queue_slots=queue_slots,
+        )
+
+    @classmethod
     def named(cls, name: str) -> Profile:
-        """The preset called ``name``: openai, azure, azure-sentinels, groq or none."""
+        """The preset called ``name`` (see `PROFILES`)."""
         try:
             return PROFILES[name]
         except KeyError:
@@ -206,11 +450,24 @@ class Profile:
 
 
 PROFILES: Mapping[str, Profile] = {
-    "openai": Profile.openai(),
-    "azure": Profile.azure(),
-    "azure-sentinels": Profile.azure(sentinels=True),
-    "groq": Profile.groq(),
-    "none": Profile.none(),
+    profile.name: profile
+    for profile in (
+        Profile.openai(),
+        Profile.azure(),
+        Profile.azure(sentinels=True),
+        Profile.azure_ptu(),
+        Profile.groq(),
+        Profile.none(),
+        Profile.together(),
+        Profile.fireworks(),
+        Profile.openrouter(),
+        Profile.gemini(),
+        Profile.gemini(array=True),
+        Profile.anthropic(),
+        Profile.deepseek(),
+        Profile.tgi(),
+        Profile.vllm(),
+    )
 }
 
 

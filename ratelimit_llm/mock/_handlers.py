@@ -1,9 +1,10 @@
 """One API request from authentication to the last stream frame.
 
-The order follows the real service: authenticate, parse, check billing, admit against
-every bucket at once, then (if admitted) maybe fail on purpose, then generate. Headers
-are a snapshot of the buckets when the response starts, as OpenAI's are, so a stream's
-headers do not see the tokens that follow them.
+The order follows the real service: authenticate, parse, check billing, take a place
+among the calls in flight, admit against every bucket at once, then (if admitted) maybe
+fail on purpose, then generate. Headers are a snapshot of the buckets when the response
+starts, as OpenAI's are, so a stream's headers do not see the tokens that follow them.
+How each outcome is *worded* (headers, statuses, bodies) is the profile's `Dialect`.
 """
 
 from __future__ import annotations
@@ -11,20 +12,31 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from ._buckets import PROJECT_TPM, RPD, RPM, TPD, TPM, BucketSet
-from ._config import FaultKind
+from ._buckets import (
+    INPUT_TPM,
+    OUTPUT_TPM,
+    PROJECT_TPM,
+    RPD,
+    RPM,
+    RPS,
+    TPD,
+    TPM,
+    TPS,
+    BucketSet,
+    Charge,
+    Enforcer,
+)
+from ._config import FaultKind, MockLimits
+from ._dialect import Who
 from ._errors import (
     BAD_JSON,
     NO_API_KEY,
-    OVERLOADED,
-    SERVER_ERROR,
-    SLOW_DOWN,
     BadRequest,
     error_body,
     gateway_html,
@@ -32,13 +44,9 @@ from ._errors import (
 )
 from ._faults import DropConnection, damage_headers, drop_connection
 from ._generate import embedding_vectors, generate_choices
-from ._headers import (
-    Denial,
-    quota_denial,
-    rate_limit_headers,
-    rate_limited_denial,
-    too_large_denial,
-)
+from ._headers import Denial
+from ._held import HeldResponse, pause_unless_gone
+from ._inflight import Hold, InFlightRefusal
 from ._keys import Identity, api_key_from
 from ._latency import Timing, timing
 from ._render import (
@@ -74,7 +82,15 @@ _REASONS = {
     TPM: "tokens_per_min",
     TPD: "tokens_per_day",
     PROJECT_TPM: "project_tokens_per_min",
+    RPS: "requests_per_sec",
+    TPS: "tokens_per_sec",
+    INPUT_TPM: "input_tokens_per_min",
+    OUTPUT_TPM: "output_tokens_per_min",
 }
+# A server that enforces nothing (vLLM) still counts its calls in flight.
+_UNLIMITED = MockLimits()
+_KEEPALIVE_COMMENT = b": keep-alive\n\n"
+_BLANK_LINE = b"\n"
 _ERROR_FAULTS = frozenset(
     {
         FaultKind.SERVER_ERROR,
@@ -100,7 +116,10 @@ async def handle_api(
 ) -> Response:
     """Serve one call to ``/v1/chat/completions``, ``/v1/responses`` or ``/v1/embeddings``."""
     started = state.clock()
-    headers = {"x-request-id": state.new_id("req_"), "openai-version": "2020-10-01"}
+    openai_headers = state.config.profile.openai_headers
+    headers = {"x-request-id": state.new_id("req_")}
+    if openai_headers:
+        headers["openai-version"] = "2020-10-01"
     key = api_key_from(request.headers.get("authorization"), request.headers.get("api-key"))
     if key is None:
         state.recorder.invalid("missing_api_key")
@@ -128,8 +147,9 @@ async def handle_api(
     except BadRequest as exc:
         state.recorder.invalid("bad_request")
         return json_response(400, exc.body(), headers)
-    headers["openai-organization"] = identity.organization
-    headers["openai-project"] = identity.project
+    if openai_headers:
+        headers["openai-organization"] = identity.organization
+        headers["openai-project"] = identity.project
     call = _Call(state, request, identity, parsed, raw, headers, started)
     return await call.run()
 
@@ -149,6 +169,7 @@ class _Call:
     ) -> None:
         self.state = state
         self.config = state.config
+        self.dialect = state.dialect
         self.request = request
         self.identity = identity
         self.parsed = parsed
@@ -158,7 +179,9 @@ class _Call:
         self.retry_count = request.headers.get("x-stainless-retry-count")
         self.fault: FaultKind | None = None
         self.number = 0
-        self.charged = 0
+        self.charge = Charge(0)
+        #: Whether the call's place in flight is limited, so a disconnect must free it.
+        self.watch_disconnect = False
 
     # -- admission --------------------------------------------------------------------
 
@@ -169,44 +192,75 @@ class _Call:
         group = state.group_of(parsed.model)
         buckets = state.enforcer.bucket_set(identity.principal, identity.project, group, now)
         self.fault = fault = state.faults.pick(self.number, stream=parsed.stream)
-        charge = config.charge_rule(parsed.charge_request(config.output.default_max_tokens))
+        asked = parsed.charge_request(config.output.default_max_tokens)
         profile = config.profile
+        charge = Charge(
+            config.charge_rule(asked),
+            asked.estimated_prompt_tokens,
+            asked.reserved_output_tokens,
+            output_later=profile.output_charge == "usage",
+        )
 
         out_of_quota = identity.config is not None and identity.config.insufficient_quota
         if out_of_quota or fault is FaultKind.INSUFFICIENT_QUOTA:
             if config.charge_failed_requests:
                 state.enforcer.charge_failure(buckets, now)
-            return self._deny(quota_denial(profile), buckets, "insufficient_quota")
+            return self._deny(self.dialect.quota(), buckets, "insufficient_quota")
 
-        admission = state.enforcer.admit(buckets, charge, now)
-        if not admission.admitted:
+        limits = state.limits_for(group) if profile.enforce_limits else _UNLIMITED
+        entered = state.in_flight.enter(
+            identity.principal, group, limits, charge.tokens, now, label=identity.principal_label
+        )
+        if isinstance(entered, InFlightRefusal):
             if config.charge_failed_requests:
                 state.enforcer.charge_failure(buckets, now)
-            who = {
-                "model": parsed.model,
-                "organization": identity.organization,
-                "project": identity.project,
-            }
-            if admission.too_large is not None:
-                denial = too_large_denial(profile, admission.too_large, **who)
-                return self._deny(denial, buckets, "request_too_large")
-            assert admission.refusal is not None
-            denial = rate_limited_denial(
-                profile,
-                admission.refusal,
-                admission.retry_after,
-                operation=_AZURE_OPERATIONS[parsed.endpoint],
-                api_version=self.request.query_params.get("api-version", _AZURE_DEFAULT_VERSION),
-                **who,
-            )
-            return self._deny(denial, buckets, _REASONS[admission.refusal.name])
+            denial = self.dialect.in_flight(entered, self._who())
+            return self._deny(denial, buckets, entered.reason)
+        self.watch_disconnect = limits.limits_in_flight
+        try:
+            response = await self._admitted(buckets, charge, group, entered, now)
+        except BaseException:
+            entered.release()
+            raise
+        return HeldResponse(response, entered)
 
-        self.charged = charge
-        state.note_peaks(identity, group, buckets)
+    def _who(self) -> Who:
+        return Who(
+            model=self.parsed.model,
+            organization=self.identity.organization,
+            project=self.identity.project,
+            operation=_AZURE_OPERATIONS[self.parsed.endpoint],
+            api_version=self.request.query_params.get("api-version", _AZURE_DEFAULT_VERSION),
+        )
+
+    async def _admitted(
+        self, buckets: BucketSet, charge: Charge, group: str, hold: Hold, now: float
+    ) -> Response:
+        """Admit against the buckets (or refuse), then answer: the call is in flight."""
+        state, config, parsed, identity = self.state, self.config, self.parsed, self.identity
+        fault = self.fault
+        profile = config.profile
+        if profile.enforce_limits:
+            admission = state.enforcer.admit(buckets, charge, now, soft_limit=profile.soft_limit)
+            if not admission.admitted:
+                hold.release()
+                if config.charge_failed_requests:
+                    state.enforcer.charge_failure(buckets, now)
+                if admission.too_large is not None:
+                    denial = self.dialect.too_large(admission.too_large, self._who())
+                    return self._deny(denial, buckets, "request_too_large")
+                assert admission.refusal is not None
+                denial = self.dialect.rate_limited(
+                    buckets, admission.refusal, admission.retry_after, self._who(), time.time()
+                )
+                return self._deny(denial, buckets, _REASONS[admission.refusal.name])
+            self.charge = charge
+            state.note_peaks(identity, group, buckets)
         if fault in _ERROR_FAULTS:
             assert fault is not None
             # The request slot stays spent (failed requests count); no tokens were generated.
-            state.enforcer.refund_tokens(buckets, charge, now)
+            Enforcer.refund(buckets, self.charge, now)
+            self.charge = Charge(0)
             self._record(now, _fault_status(fault), "failed", fault=fault)
             return self._fail(fault, buckets, now)
 
@@ -215,18 +269,25 @@ class _Call:
             200,
             "failed" if fault in _STREAM_FAILURES else "accepted",
             fault=fault,
-            charged=charge,
+            charged=self.charge.tokens,
         )
         rng = request_rng(config.seed, parsed.endpoint.encode(), self.raw)
         prompt_tokens = parsed.prompt_tokens()
         delays = timing(config.latency, prompt_tokens, rng)
+        if profile.queue_slots is not None:
+            # vLLM queues: the more calls in flight, the longer each one takes.
+            crowd = state.in_flight.count(identity.principal, group) / profile.queue_slots
+            if crowd > 1:
+                delays = Timing(delays.first_token * crowd, delays.per_token * crowd)
         if fault is FaultKind.SLOW_FIRST_BYTE:
             delays = Timing(
                 delays.first_token + config.faults.slow_first_byte_seconds, delays.per_token
             )
         if parsed.endpoint == "embeddings":
+            hold.expect_end(now + delays.first_token)
             return await self._embeddings(buckets, prompt_tokens, delays)
         choices = self._generate(rng)
+        hold.expect_end(now + delays.total(max(choice.tokens for choice in choices)))
         if parsed.stream:
             return await self._stream(buckets, prompt_tokens, delays, choices)
         if parsed.endpoint == "chat.completions":
@@ -243,8 +304,9 @@ class _Call:
     ) -> dict[str, str]:
         buckets.refill(now)
         headers = dict(self.headers)
-        headers["openai-processing-ms"] = str(max(0, round(processing * 1000)))
-        headers.update(rate_limit_headers(self.config.profile, buckets))
+        if self.config.profile.openai_headers:
+            headers["openai-processing-ms"] = str(max(0, round(processing * 1000)))
+        headers.update(self.dialect.headers(buckets, time.time()))
         return headers
 
     def _damage(self, headers: dict[str, str]) -> dict[str, str]:
@@ -274,10 +336,12 @@ class _Call:
             return Response(gateway_html(status), status_code=status, media_type="text/html")
         headers = self._response_headers(buckets, now, now - self.started)
         if fault is FaultKind.SERVER_ERROR:
-            return json_response(500, error_body(SERVER_ERROR, "server_error"), headers)
-        if fault is FaultKind.OVERLOADED:
-            return json_response(503, error_body(OVERLOADED, "server_error"), headers)
-        return json_response(503, error_body(SLOW_DOWN, "server_error", None, "slow_down"), headers)
+            status, body = self.dialect.server_error()
+        elif fault is FaultKind.OVERLOADED:
+            status, body = self.dialect.overloaded()
+        else:
+            status, body = self.dialect.slow_down()
+        return json_response(status, body, headers)
 
     def _record(
         self,
@@ -302,79 +366,139 @@ class _Call:
             charged=charged,
         )
 
-    def _finish(self, buckets: BucketSet, used: int) -> None:
+    def _finish(self, buckets: BucketSet, prompt: int, output: int) -> None:
         """Account for what the request really consumed, once it is known."""
         now = self.state.clock()
+        charge = self.charge
+        enforcer = self.state.enforcer
         if self.config.settle_to_usage:
-            self.state.enforcer.refund_tokens(buckets, self.charged - used, now)
+            enforcer.refund_tokens(buckets, charge.tokens - (prompt + output), now)
+        if charge.output_later:
+            enforcer.credit(buckets, "output_tokens", -output, now)
+        elif self.config.profile.output_charge == "settle" and charge.output_tokens:
+            enforcer.credit(buckets, "output_tokens", charge.output_tokens - output, now)
         self.state.recorder.usage(
-            now=now, key=self.identity.label, model=self.parsed.model, used=used
+            now=now, key=self.identity.label, model=self.parsed.model, used=prompt + output
         )
+
+    async def _wait(self, seconds: float) -> bool:
+        """Wait out the model's time; False when the client went away meanwhile."""
+        if not self.watch_disconnect:
+            await self.state.pause(seconds)
+            return True
+        return await pause_unless_gone(self.state.pause, seconds, self.request.receive)
+
+    def _keeps_alive(self, seconds: float) -> bool:
+        interval = self.config.profile.keepalive_seconds
+        return interval is not None and seconds > interval
+
+    async def _beats(self, seconds: float, beat: bytes) -> AsyncIterator[bytes]:
+        """Wait ``seconds``, sending ``beat`` every keep-alive interval meanwhile."""
+        interval = self.config.profile.keepalive_seconds
+        assert interval is not None
+        while seconds > interval:
+            await self.state.pause(interval)
+            seconds -= interval
+            yield beat
+        await self.state.pause(seconds)
+
+    def _plain(
+        self, buckets: BucketSet, wait: float, body: Callable[[], Any]
+    ) -> Awaitable[Response]:
+        """A JSON answer ready after ``wait``: sent then, or (with keep-alives) started now,
+        blank lines while the model "thinks", then the body."""
+        if self._keeps_alive(wait):
+            return self._kept_alive(buckets, wait, body)
+        return self._after(buckets, wait, body)
+
+    async def _after(self, buckets: BucketSet, wait: float, body: Callable[[], Any]) -> Response:
+        if not await self._wait(wait):
+            self._finish(buckets, self.parsed.prompt_tokens(), 0)
+            return Response(status_code=499)  # nobody is listening any more
+        content = body()
+        headers = self._response_headers(buckets, self.state.clock(), wait)
+        return json_response(200, content, self._damage(headers))
+
+    async def _kept_alive(
+        self, buckets: BucketSet, wait: float, body: Callable[[], Any]
+    ) -> Response:
+        headers = self._damage(self._response_headers(buckets, self.state.clock(), 0.0))
+
+        async def send() -> AsyncIterator[bytes]:
+            async for beat in self._beats(wait, _BLANK_LINE):
+                yield beat
+            yield dumps(body())
+
+        return StreamingResponse(send(), headers=headers, media_type="application/json")
 
     async def _chat(
         self, buckets: BucketSet, prompt: int, delays: Timing, choices: Choices
     ) -> Response:
         longest = max(choice.tokens for choice in choices)
-        wait = delays.total(longest)
-        await self.state.pause(wait)
-        completion = sum(choice.tokens for choice in choices)
-        self._finish(buckets, prompt + completion)
-        headers = self._response_headers(buckets, self.state.clock(), wait)
-        body = chat_completion(
-            id_=self.state.new_id("chatcmpl-", 24),
-            created=int(time.time()),
-            model=self.parsed.model,
-            choices=choices,
-            usage=chat_usage(prompt, completion),
-        )
-        return json_response(200, body, self._damage(headers))
+
+        def body() -> Any:
+            completion = sum(choice.tokens for choice in choices)
+            self._finish(buckets, prompt, completion)
+            return chat_completion(
+                id_=self.state.new_id("chatcmpl-", 24),
+                created=int(time.time()),
+                model=self.parsed.model,
+                choices=choices,
+                usage=chat_usage(prompt, completion),
+            )
+
+        return await self._plain(buckets, delays.total(longest), body)
 
     async def _response(
         self, buckets: BucketSet, prompt: int, delays: Timing, choices: Choices
     ) -> Response:
         choice = choices[0]
-        wait = delays.total(choice.tokens)
-        await self.state.pause(wait)
-        self._finish(buckets, prompt + choice.tokens)
-        headers = self._response_headers(buckets, self.state.clock(), wait)
-        incomplete = choice.finish == "length"
-        status = "incomplete" if incomplete else "completed"
-        output = response_output(self._item_id(choice), choice, status)
-        body = response_object(
-            id_=self.state.new_id("resp_", 32),
-            created=int(time.time()),
-            model=self.parsed.model,
-            status=status,
-            output=output,
-            usage=response_usage(prompt, choice.tokens),
-            max_output_tokens=self.parsed.max_output,
-            instructions=self.parsed.instructions,
-            incomplete=incomplete,
-            echo=self.parsed.reply.echo,
-        )
-        return json_response(200, body, self._damage(headers))
+
+        def body() -> Any:
+            self._finish(buckets, prompt, choice.tokens)
+            incomplete = choice.finish == "length"
+            status = "incomplete" if incomplete else "completed"
+            output = response_output(self._item_id(choice), choice, status)
+            return response_object(
+                id_=self.state.new_id("resp_", 32),
+                created=int(time.time()),
+                model=self.parsed.model,
+                status=status,
+                output=output,
+                usage=response_usage(prompt, choice.tokens),
+                max_output_tokens=self.parsed.max_output,
+                instructions=self.parsed.instructions,
+                incomplete=incomplete,
+                echo=self.parsed.reply.echo,
+            )
+
+        return await self._plain(buckets, delays.total(choice.tokens), body)
 
     def _item_id(self, choice: Choice) -> str:
         """A Responses output item's id: ``fc_`` for a function call, ``msg_`` for text."""
         return self.state.new_id("fc_" if choice.tool_calls else "msg_", 32)
 
     async def _embeddings(self, buckets: BucketSet, prompt: int, delays: Timing) -> Response:
-        await self.state.pause(delays.first_token)
-        self._finish(buckets, prompt)
-        headers = self._response_headers(buckets, self.state.clock(), delays.first_token)
-        vectors = embedding_vectors(self.parsed, self.config.output, self.config.seed)
-        body = embedding_response(self.parsed.model, vectors, prompt)
-        return json_response(200, body, self._damage(headers))
+        def body() -> Any:
+            self._finish(buckets, prompt, 0)
+            vectors = embedding_vectors(self.parsed, self.config.output, self.config.seed)
+            return embedding_response(self.parsed.model, vectors, prompt)
+
+        return await self._after(buckets, delays.first_token, body)
 
     # -- streams --------------------------------------------------------------------
 
     async def _stream(
         self, buckets: BucketSet, prompt: int, delays: Timing, choices: Choices
     ) -> Response:
-        await self.state.pause(delays.first_token)
-        headers = self._damage(
-            self._response_headers(buckets, self.state.clock(), delays.first_token)
-        )
+        # With keep-alives the headers go at once and comments fill the wait; otherwise
+        # the headers wait for the first token, as OpenAI's do.
+        waiting = self._keeps_alive(delays.first_token)
+        if not waiting and not await self._wait(delays.first_token):
+            self._finish(buckets, prompt, 0)
+            return Response(status_code=499)
+        shown = 0.0 if waiting else delays.first_token
+        headers = self._damage(self._response_headers(buckets, self.state.clock(), shown))
         headers["cache-control"] = "no-cache, must-revalidate"
         fault, parsed, state = self.fault, self.parsed, self.state
         longest = max(choice.tokens for choice in choices)
@@ -406,7 +530,8 @@ class _Call:
                 emitted=emitted,
             )
         )
-        body = self._send(steps, buckets, prompt, delays, emitted)
+        first = delays.first_token if waiting else 0.0
+        body = self._send(steps, buckets, prompt, delays, emitted, first)
         return StreamingResponse(body, headers=headers, media_type="text/event-stream")
 
     async def _send(
@@ -416,10 +541,18 @@ class _Call:
         prompt: int,
         delays: Timing,
         emitted: list[int],
+        first: float,
     ) -> AsyncIterator[bytes]:
-        """Send the stream at the model's pace, then account for what was really sent."""
+        """Send the stream at the model's pace, then account for what was really sent.
+
+        ``first`` is the wait before the first token still to come (with keep-alives,
+        which fill it with ``: keep-alive`` comments).
+        """
         keepalive = self.fault is FaultKind.KEEPALIVE
         try:
+            if first > 0:
+                async for beat in self._beats(first, _KEEPALIVE_COMMENT):
+                    yield beat
             async for chunk in paced(
                 steps, per_token=delays.per_token, pause=self.state.pause, keepalive=keepalive
             ):
@@ -427,7 +560,7 @@ class _Call:
             if self.fault is FaultKind.STREAM_CUT:
                 await drop_connection(self.request.scope)
         finally:
-            self._finish(buckets, prompt + emitted[0])
+            self._finish(buckets, prompt, emitted[0])
 
 
 def _fault_status(fault: FaultKind) -> int:

@@ -1,9 +1,11 @@
-"""The rate-limit headers and 429 bodies, in the dialect of the configured profile.
+"""The rate-limit headers and 429 bodies of OpenAI, Azure and Groq.
 
 These are what the limiter under test reads, so the formats are the ones captured from
 the real services (research notes, sections 1 to 3): Go durations truncated to
 milliseconds for OpenAI and Groq, whole seconds for Azure, and 429 messages whose
-numbers obey ``try again in = (Used + Requested - Limit) / rate``.
+numbers obey ``try again in = (Used + Requested - Limit) / rate``. The other providers'
+headers and refusals are in ``_provider_headers.py`` and ``_provider_errors.py``;
+``_dialect.py`` picks the family a profile speaks.
 """
 
 from __future__ import annotations
@@ -13,7 +15,20 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from .._durations import format_duration
-from ._buckets import PROJECT_TPM, RPD, RPM, TPD, TPM, Bucket, BucketSet, Refusal
+from ._buckets import (
+    INPUT_TPM,
+    OUTPUT_TPM,
+    PROJECT_TPM,
+    RPD,
+    RPM,
+    RPS,
+    TPD,
+    TPM,
+    TPS,
+    Bucket,
+    BucketSet,
+    Refusal,
+)
 from ._config import Profile
 from ._errors import QUOTA, error_body
 
@@ -22,6 +37,7 @@ __all__ = [
     "quota_denial",
     "rate_limit_headers",
     "rate_limited_denial",
+    "retry_headers",
     "too_large_denial",
 ]
 
@@ -31,6 +47,11 @@ _OPENAI_WHAT = {
     TPM: "tokens per min (TPM)",
     TPD: "tokens per day (TPD)",
     PROJECT_TPM: "tokens per min (TPM)",
+    # Not OpenAI's own limits, but a mock configured with them still says which it was.
+    RPS: "requests per sec (RPS)",
+    TPS: "tokens per sec (TPS)",
+    INPUT_TPM: "input tokens per min (ITPM)",
+    OUTPUT_TPM: "output tokens per min (OTPM)",
 }
 _GROQ_WHAT = {
     RPM: "requests per minute (RPM)",
@@ -38,6 +59,10 @@ _GROQ_WHAT = {
     TPM: "tokens per minute (TPM)",
     TPD: "tokens per day (TPD)",
     PROJECT_TPM: "tokens per minute (TPM)",
+    RPS: "requests per second (RPS)",
+    TPS: "tokens per second (TPS)",
+    INPUT_TPM: "input tokens per minute (ITPM)",
+    OUTPUT_TPM: "output tokens per minute (OTPM)",
 }
 _OPENAI_MORE = "Visit https://platform.openai.com/account/rate-limits to learn more."
 _GROQ_MORE = "Visit https://console.groq.com/docs/rate-limits for more information."
@@ -49,10 +74,11 @@ _AZURE_MORE = (
 
 @dataclass(frozen=True, slots=True)
 class Denial:
-    """An error response before the common headers are added: status, JSON body, extra headers."""
+    """An error response before the common headers are added: status, JSON body (an object,
+    or Gemini's array), extra headers."""
 
     status: int
-    body: dict[str, Any]
+    body: Any
     headers: dict[str, str]
 
 
@@ -111,7 +137,9 @@ def rate_limit_headers(profile: Profile, buckets: BucketSet) -> dict[str, str]:
     return headers
 
 
-def _retry_headers(profile: Profile, wait: float) -> dict[str, str]:
+def retry_headers(profile: Profile, wait: float) -> dict[str, str]:
+    """``retry-after`` (whole seconds, rounded up) and ``retry-after-ms``, as the profile
+    sends them on refusals that waiting cures."""
     headers: dict[str, str] = {}
     if profile.retry_after:
         headers["retry-after"] = str(max(1, math.ceil(round(wait, 6))))
@@ -140,8 +168,8 @@ def rate_limited_denial(
     ``refusal`` is quoted in the message; ``retry_after`` (which covers every refusing
     bucket) goes in the ``Retry-After`` headers.
     """
-    kind = "tokens" if refusal.metric == "tokens" else "requests"
-    headers = _retry_headers(profile, retry_after)
+    kind = "requests" if refusal.metric == "requests" else "tokens"
+    headers = retry_headers(profile, retry_after)
     if profile.error_style == "azure":
         seconds = max(1, math.ceil(round(retry_after, 6)))
         which = "token" if kind == "tokens" else "call"

@@ -426,6 +426,11 @@ class _Generator:
         if step is not None:
             # k * step, tried until one divides back exactly (0.1 * 3 does not).
             lowest, highest = math.ceil(first / step), math.floor(last / step)
+            # An exclusive bound that is itself a multiple is no candidate: step inside it.
+            if low is not None and low[1] and lowest * step <= low[0]:
+                lowest += 1
+            if high is not None and high[1] and highest * step >= high[0]:
+                highest -= 1
             candidates = (
                 [self.rng.randint(lowest, highest) for _ in range(4)] if lowest <= highest else []
             )

@@ -1,4 +1,5 @@
-"""The running server's state: buckets, limits, fault draws, stats, batches, clock and ids.
+"""The running server's state: buckets, calls in flight, limits, fault draws, stats,
+batches, clock and ids.
 
 One `MockState` lives on ``app.state.mock``. It is the handle tests and benchmarks use
 to look inside or steer a running mock (`set_limits`, `reset`, `stats`); the HTTP
@@ -14,7 +15,9 @@ from typing import Any
 from ._batches import BatchEngine
 from ._buckets import BucketSet, Enforcer
 from ._config import MockConfig, MockLimits
+from ._dialect import Dialect
 from ._faults import FaultInjector
+from ._inflight import InFlight
 from ._keys import Identity, IdentityCache
 from ._stats import Stats
 
@@ -49,6 +52,10 @@ class MockState:
             self.group_of(name): limits for name, limits in config.model_limits.items()
         }
         self.enforcer = Enforcer(self.limits_for, project_scoped=config.limit_scope == "project")
+        #: The calls admitted and not yet answered, per principal and model group.
+        self.in_flight = InFlight()
+        #: How the profile words headers and refusals.
+        self.dialect = Dialect(config.profile)
         self.identities = IdentityCache(dict(config.keys), config.limit_scope)
         self.faults = FaultInjector(config.faults, config.seed)
         self._stats = Stats(
@@ -135,6 +142,7 @@ class MockState:
         snapshot = self._stats.snapshot()
         snapshot["api_requests_numbered"] = self._number
         snapshot["buckets"] = len(self.enforcer)
+        snapshot["in_flight"] = self.in_flight.snapshot()
         snapshot["limits"] = self.limits()
         return snapshot
 
@@ -142,11 +150,13 @@ class MockState:
         """Clear the stats and restart request numbering and fault draws; optionally refill.
 
         With ``buckets=True`` every bucket is forgotten, so each scope starts full again.
-        ``batches=True`` (the default) forgets every batch and file.
+        ``batches=True`` (the default) forgets every batch and file. Calls still in flight
+        keep their places (they are still running); the in-flight peaks start over.
         """
         self._stats.reset(self.clock())
         self._number = 0
         self.faults.reset()
+        self.in_flight.reset_peaks()
         if buckets:
             self.enforcer.clear()
         if batches:

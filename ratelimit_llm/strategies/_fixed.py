@@ -31,7 +31,10 @@ class FixedDelay(Strategy):
     quiet spell of at least ``seconds`` starts a fresh batch: the pause already happened.
 
     Retries count as sends (each attempt takes a slot), and the spacing is shared by
-    every call made through the client, whatever its key or model. The bucket's own wait
+    every call made through the client, whatever its key, model or priority lane: slots
+    are handed out first come, first served before the limiter's line, so an interactive
+    call behind a bulk backlog waits for the backlog's slots (use lanes without
+    `FixedDelay` when that matters). The bucket's own wait
     comes on top of it. A caller cancelled while waiting leaves its slot unused, which
     only ever makes the pace slower, never faster.
 

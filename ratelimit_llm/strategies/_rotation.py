@@ -25,6 +25,7 @@ from .._credentials import Credential
 from .._exceptions import CredentialsExhaustedError
 from .._strategy import Attempt, Decision, Strategy
 from .._telemetry import Event
+from .._validate import check_number
 
 __all__ = ["CredentialState", "KeyRotation"]
 
@@ -112,10 +113,7 @@ class KeyRotation(Strategy):
                     "give each a distinct Credential(name=...)"
                 )
             seen.add(credential.name)
-        if isinstance(cooldown, bool) or not isinstance(cooldown, int | float):
-            raise ValueError(f"cooldown must be a number, got {type(cooldown).__name__}")
-        if not (0.0 <= cooldown < math.inf):
-            raise ValueError(f"cooldown must be finite and >= 0, got {cooldown!r}")
+        cooldown = check_number("KeyRotation.cooldown", cooldown, low=0.0)
         self._credentials: tuple[Credential, ...] = tuple(chosen)
         self._names = frozenset(seen)
         self._cooldown = float(cooldown)

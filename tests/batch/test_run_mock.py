@@ -52,7 +52,7 @@ async def assert_no_duplicate_batches(m: BatchMock) -> list[dict[str, Any]]:
 
 
 async def test_happy_path_maps_shuffled_output_by_custom_id(tmp_path: Path) -> None:
-    telemetry = ratelimit_llm.Telemetry()
+    telemetry = ratelimit_llm.telemetry.Telemetry()
     async with batch_mock() as m:
         client = ratelimit_llm.wrap(m.client, rpm=10_000, tpm=10_000_000, telemetry=telemetry)
         stats = batch.BatchStatistics()

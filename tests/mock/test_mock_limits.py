@@ -252,6 +252,12 @@ async def test_limits_change_while_running() -> None:
                 "tpd": None,
                 "project_tpm": None,
                 "burst_seconds": None,
+                "rps": None,
+                "tps": None,
+                "input_tpm": None,
+                "output_tpm": None,
+                "concurrency": None,
+                "in_flight_tokens": None,
             },
         }
         assert (await chat(m, model="gpt-4o")).status_code == 200

@@ -15,7 +15,24 @@ from .test_mock_limits import chat, consume, error
 def test_named_profiles() -> None:
     assert Profile.named("openai") == Profile.openai()
     assert Profile.named("azure-sentinels").token_sentinels
-    assert set(PROFILES) == {"openai", "azure", "azure-sentinels", "groq", "none"}
+    assert set(PROFILES) == {
+        "openai",
+        "azure",
+        "azure-sentinels",
+        "azure-ptu",
+        "groq",
+        "none",
+        "together",
+        "fireworks",
+        "openrouter",
+        "gemini",
+        "gemini-array",
+        "anthropic",
+        "deepseek",
+        "tgi",
+        "vllm",
+    }
+    assert all(name == profile.name for name, profile in PROFILES.items())
     with pytest.raises(ValueError, match="unknown profile"):
         Profile.named("bedrock")
 

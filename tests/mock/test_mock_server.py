@@ -14,7 +14,7 @@ import httpx2
 import openai
 import pytest
 
-from ratelimit_llm.mock import FaultPlan, FaultRule, MockLimits, serve
+from ratelimit_llm.mock import PROFILES, FaultPlan, FaultRule, MockLimits, Profile, serve
 from ratelimit_llm.mock._cli import build_config, build_parser, main
 
 from ._support import KEY, FakeClock, instant
@@ -104,6 +104,30 @@ def test_cli_arguments_build_the_config() -> None:
     assert config.keys["sk-broke"].insufficient_quota
     assert main(["--fault", "bogus=1"]) == 2
     assert main(["--model-limit", "nonsense"]) == 2
+
+
+def test_cli_selects_every_profile_and_the_providers_limits() -> None:
+    for name in PROFILES:
+        config = build_config(build_parser().parse_args(["--profile", name]))
+        assert config.profile == Profile.named(name)
+    argv = [
+        *("--profile", "together", "--rpm", "0", "--tpm", "0", "--rps", "10", "--tps", "2000"),
+        *("--input-tpm", "20000", "--output-tpm", "8000"),
+        *("--concurrency", "16", "--in-flight-tokens", "5000"),
+        *("--model-limit", "deepseek-chat:concurrency=4"),
+    ]
+    config = build_config(build_parser().parse_args(argv))
+    assert config.profile.name == "together" and config.profile.header_style == "together"
+    assert config.limits == MockLimits(
+        rps=10,
+        tps=2_000,
+        input_tpm=20_000,
+        output_tpm=8_000,
+        concurrency=16,
+        in_flight_tokens=5_000,
+    )
+    assert config.model_limits["deepseek-chat"] == MockLimits(concurrency=4)
+    assert main(["--concurrency", "0"]) == 2
 
 
 def test_cli_help(capsys: pytest.CaptureFixture[str]) -> None:

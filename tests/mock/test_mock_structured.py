@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from openai.types.chat import ChatCompletion, ChatCompletionChunk, ChatCompletionMessageParam
 from openai.types.responses import Response, ResponseStreamEvent
 
-from ratelimit_llm import CostEstimator
+from ratelimit_llm.costs import CostEstimator
 from ratelimit_llm.mock import MockLimits, OutputModel, Profile, count_tokens, create_app
 from ratelimit_llm.mock._errors import BadRequest
 from ratelimit_llm.mock._generate import generate_choices
