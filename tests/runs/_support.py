@@ -8,6 +8,8 @@ milliseconds of real time, with every wait exact.
 from __future__ import annotations
 
 import json
+import sqlite3
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,7 +23,17 @@ from starlette.applications import Starlette
 
 from ratelimit_llm.mock import BatchConfig, LatencyModel, MockConfig, MockLimits, create_app
 
-__all__ = ["CHAT", "KEY", "RunMock", "lines", "output_lines", "run_mock", "write_jsonl"]
+__all__ = [
+    "CHAT",
+    "KEY",
+    "RunMock",
+    "each_once",
+    "lines",
+    "output_lines",
+    "run_mock",
+    "states",
+    "write_jsonl",
+]
 
 KEY = "sk-test-runsrunsrunsruns0042"
 CHAT = "/v1/chat/completions"
@@ -105,3 +117,17 @@ def output_lines(path: Path) -> list[dict[str, Any]]:
     """The output file's lines, each parsed (a cut line fails the test)."""
     with path.open(encoding="utf-8") as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def states(journal: Path) -> dict[str, int]:
+    """The journal's requests by state."""
+    with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as db:
+        rows = db.execute("SELECT state, COUNT(*) FROM requests GROUP BY state").fetchall()
+    return {str(state): int(count) for state, count in rows}
+
+
+def each_once(items: list[str], count: int) -> None:
+    """``items`` holds ``count`` distinct values, each exactly once."""
+    seen = Counter(items)
+    assert len(seen) == count, (len(seen), count)
+    assert set(seen.values()) == {1}, seen.most_common(3)
