@@ -10,8 +10,8 @@ client (whose limiter paces it) and gives its answer to the clerk.
 the request). The dispatcher keeps at most ``prefetch`` claimed requests waiting for
 their grant, just enough to keep the limiter's line fed, so a claim is almost always a
 send: at a kill, the journal's in-flight requests (the most a resume sends a second
-time) are the calls granted and not yet answered (at most ``concurrency``) plus at most
-``prefetch`` that never left.
+time) are the calls granted and not yet answered plus at most ``prefetch`` that never
+left, ``concurrency`` at most in all (claims count against it from the claim on).
 
 **Stopping** (`Control.stop`): nothing more is claimed; calls still waiting for their
 grant are withdrawn at once (never sent: back to pending as if never claimed); granted
