@@ -30,7 +30,8 @@ SEED = 20_261_201
 KILL_WINDOWS = ((200, 800), (1_000, 1_600))
 STEP_TIMEOUT = 20.0
 #: The limiter paces: 1,200 a second, with calls ~20 ms long, ~25 in flight at once.
-LIMITS = ("--rpm", "72000", "--tpm", "1000000000", "--concurrency", "64")
+CONCURRENCY = 64
+LIMITS = ("--rpm", "72000", "--tpm", "1000000000", "--concurrency", str(CONCURRENCY))
 
 
 def test_two_sigkills_then_a_resume_answer_each_request_once(tmp_path: Path) -> None:
@@ -59,6 +60,7 @@ def test_two_sigkills_then_a_resume_answer_each_request_once(tmp_path: Path) -> 
             assert process.returncode == -signal.SIGKILL
             states = journal_states(journal)
             in_flight_at_kills.append(states.get("online", 0))
+            assert in_flight_at_kills[-1] <= CONCURRENCY  # claims count from the claim on
             assert states.get("done", 0) >= target
         process = start_run(base_url, source, out, journal, log, *LIMITS)
         try:
