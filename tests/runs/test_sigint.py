@@ -11,8 +11,8 @@ once the journal holds a seeded number of answers. Then:
   limiter were withdrawn unsent;
 * the resume sends only the rest: 1,000 calls in all, each ``custom_id`` once.
 
-And in virtual time, a stop whose calls outlast the grace: they are cut when it ends
-(back to pending, their reservations kept as spent), and the resume sends each once.
+And a stop whose calls outlast the grace: they are cut when it ends (back to pending,
+their reservations kept as spent), and the resume sends each once.
 """
 
 from __future__ import annotations
@@ -21,18 +21,15 @@ import random
 import signal
 import sqlite3
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 
-import anyio
-import pytest
-
-import ratelimit_llm
 from ratelimit_llm.bench._runner import mock_server_process
 from ratelimit_llm.mock import LatencyModel, MockConfig, MockLimits
 
 from ._process import journal_states, mock_stats, start_run, wait_until
-from ._support import each_once, lines, output_lines, run_mock, write_jsonl
+from ._support import lines, output_lines, write_jsonl
 
 COUNT = 1_000
 SEED = 1_202
@@ -88,47 +85,50 @@ def test_ctrl_c_keeps_every_answer_and_the_printed_command_resumes(tmp_path: Pat
     assert served == COUNT
 
 
-@pytest.mark.anyio
-async def test_a_stop_cuts_the_calls_past_the_grace_and_a_resume_sends_them_once(
-    tmp_path: Path,
-) -> None:
-    # In virtual time: answers take 100 s, the grace is 5 s.
-    journal = tmp_path / "job.db"
-    async with run_mock(latency=LatencyModel(ttft=100, jitter=0)) as m:
-        client = ratelimit_llm.wrap(m.client, rpm=6_000, tpm=1_000_000)
-        async with ratelimit_llm.run(
-            client, lines(20), journal=journal, concurrency=4, grace=5, budget_usd=1.0
-        ) as job:
-
-            async def stop_soon() -> None:
-                await anyio.sleep(10)
-                job.stop()
-
-            async with anyio.create_task_group() as group:
-                group.start_soon(stop_soon)
-                stopped_at = anyio.current_time() + 10
-                results = [result async for result in job]
-            ended = anyio.current_time()
-        assert results == []
-        assert 5 <= ended - stopped_at < 6  # the grace, and no longer
-        cut = await m.chat_requests()
-        assert cut == 4  # the calls in flight; the rest were never sent
+def test_calls_past_the_grace_are_cut_and_the_resume_sends_them_once(tmp_path: Path) -> None:
+    # Answers take 3 s, the grace is 0.5 s: the calls in flight at Ctrl-C are cut.
+    config = MockConfig(
+        limits=MockLimits(rpm=10_000_000, tpm=10_000_000_000),
+        latency=LatencyModel(ttft=3.0, jitter=0.0),
+    )
+    source = write_jsonl(tmp_path / "requests.jsonl", lines(40))
+    out, journal = tmp_path / "results.jsonl", tmp_path / "job.db"
+    first_log, second_log = tmp_path / "first.log", tmp_path / "second.log"
+    pace = ("--rpm", "6000", "--tpm", "1000000000", "--budget-usd", "1")
+    with mock_server_process(config) as base_url:
+        process = start_run(
+            base_url, source, out, journal, first_log, *pace, "--concurrency", "4", "--grace", "0.5"
+        )
+        try:
+            deadline = time.monotonic() + STEP_TIMEOUT
+            while journal_states(journal).get("online", 0) < 4 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            time.sleep(1.0)  # sent, and still a couple of seconds from their answers
+            process.send_signal(signal.SIGINT)
+            process.wait(STEP_TIMEOUT)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait(10)
+        assert process.returncode == 130, first_log.read_text()
+        assert int(mock_stats(base_url)["requests"]) == 4
+        assert journal_states(journal) == {"pending": 40}
         with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as db:
-            rows = dict(db.execute("SELECT state, COUNT(*) FROM requests GROUP BY state"))
-            sent_before = db.execute("SELECT COUNT(*) FROM requests WHERE sends = 1").fetchone()
-            (unresolved,) = db.execute(
-                "SELECT value FROM meta WHERE key = 'run_unresolved_nano'"
-            ).fetchone()
-        assert rows == {"pending": 20}
-        assert sent_before == (4,)
-        assert int(unresolved) > 0  # the cut calls' reservations stay charged
+            (sent,) = db.execute("SELECT COUNT(*) FROM requests WHERE sends = 1").fetchone()
+            row = db.execute("SELECT value FROM meta WHERE key = 'run_unresolved_nano'").fetchone()
+        assert sent == 4
+        assert row is not None and int(row[0]) > 0  # their reservations stay charged
 
-    async with run_mock() as m:
-        client = ratelimit_llm.wrap(m.client, rpm=6_000, tpm=1_000_000)
-        async with ratelimit_llm.run(client, lines(20), journal=journal, budget_usd=1.0) as job:
-            again = [result async for result in job]
-        summary = job.summary()
-        assert await m.chat_requests() == 20
-    each_once([r.custom_id for r in again], 20)
-    assert summary is not None and summary.finished and summary.resent == 4
-    assert summary.usd_unresolved > 0
+        process = start_run(
+            base_url, source, out, journal, second_log, *pace, "--concurrency", "40"
+        )
+        try:
+            process.wait(STEP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(10)
+        assert process.returncode == 0, second_log.read_text()[-4_000:]
+        served = int(mock_stats(base_url)["requests"])
+    ids = Counter(line["custom_id"] for line in output_lines(out))
+    assert len(ids) == 40 and set(ids.values()) == {1}
+    assert served == 44  # the 4 cut calls went again, once
