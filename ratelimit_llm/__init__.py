@@ -14,6 +14,7 @@ The top level holds what a user touches; the rest has a module of its own:
 exception), `ratelimit_llm.telemetry`, `ratelimit_llm.providers` (reading headers and
 refusals), `ratelimit_llm.costs`, `ratelimit_llm.backends`, `ratelimit_llm.core` (the
 bucket, the learner, the limiter protocols), `ratelimit_llm.batch` (the Batch API),
+`ratelimit_llm.runs` (`run`'s results and options: a dataset online or in batches),
 `ratelimit_llm.mock` and `ratelimit_llm.testing`.
 """
 
@@ -42,6 +43,7 @@ from .strategies import AdaptiveBackoff, FixedDelay, KeyRotation
 
 if TYPE_CHECKING:
     from .backends import RedisBackend
+    from .runs import run
 
 __version__ = "0.1.0.dev0"
 
@@ -63,6 +65,7 @@ __all__ = [
     "RedisBackend",
     "http_client",
     "lane",
+    "run",
     "transport_of",
     "wrap",
 ]
@@ -76,12 +79,20 @@ if not TYPE_CHECKING:  # type checkers see the import above, and no catch-all
             from .backends import RedisBackend
 
             return RedisBackend
+        # run brings the journal, the Batch API and the input readers: a third of a
+        # second that ``import ratelimit_llm`` does not pay until it is named.
+        if name == "run":
+            from .runs import run
+
+            run.__module__ = "ratelimit_llm"
+            globals()["run"] = run
+            return run
         raise AttributeError(f"module 'ratelimit_llm' has no attribute {name!r}")
 
 
 # As httpx does: what is exported here says so in reprs and tracebacks
 # (ratelimit_llm.AcquireTimeoutError, not ratelimit_llm._exceptions.AcquireTimeoutError).
 for _name in __all__:
-    if _name != "RedisBackend":
+    if _name not in ("RedisBackend", "run"):
         globals()[_name].__module__ = "ratelimit_llm"
 del _name

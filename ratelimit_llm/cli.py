@@ -1,4 +1,4 @@
-"""The ``ratelimit-llm`` command: ``mock-server``, ``bench`` and ``batch``."""
+"""The ``ratelimit-llm`` command: ``mock-server``, ``bench``, ``batch`` and ``run``."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ commands:
   mock-server   run the mock OpenAI server on a loopback port (prints its URL)
   bench         run the benchmark harness against the mock server
   batch         submit, watch, collect or cancel an OpenAI Batch API job
+  run           run a JSONL file of requests online, through the Batch API, or both (resumable)
 
 'ratelimit-llm COMMAND --help' shows a command's options."""
 
@@ -49,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .batch._cli import main as batch_main
 
         return batch_main(rest)
+    if command == "run":
+        from .runs._cli import main as run_main
+
+        return run_main(rest)
     print(f"ratelimit-llm: unknown command {command!r}\n\n{_USAGE}", file=sys.stderr)
     return 2
 

@@ -33,6 +33,7 @@ TOP_LEVEL = [
     "RedisBackend",
     "http_client",
     "lane",
+    "run",
     "transport_of",
     "wrap",
 ]
@@ -91,6 +92,17 @@ SUBMODULES = {
         "Strategy",
         "compose",
         "redact_key",
+    ],
+    "ratelimit_llm.runs": [
+        "AutoPolicy",
+        "OutputError",
+        "Run",
+        "RunError",
+        "RunProgress",
+        "RunResult",
+        "RunSummary",
+        "Shard",
+        "run",
     ],
     "ratelimit_llm.telemetry": [
         "Event",

@@ -28,7 +28,7 @@ See ``docs/batch.md``.
 from __future__ import annotations
 
 from ._api import cancel, cost, results, run, status, submit
-from ._cost import DEFAULT_PRICES, BatchCost, ModelPrice, ModelUsage, PriceTable
+from ._cost import DEFAULT_PRICES, PRICES_AS_OF, BatchCost, ModelPrice, ModelUsage, PriceTable
 from ._errors import (
     BatchError,
     BatchFailedError,
@@ -53,6 +53,7 @@ from ._types import (
 
 __all__ = [
     "DEFAULT_PRICES",
+    "PRICES_AS_OF",
     "AdaptivePoll",
     "BatchCost",
     "BatchError",

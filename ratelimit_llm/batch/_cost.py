@@ -7,35 +7,54 @@ the figure people know; batch prices are derived from it by `PriceTable.batch_di
 journal. Models missing from the table are listed in `BatchCost.unpriced_models` rather
 than guessed at.
 
-The shipped prices are OpenAI's list prices at the time of writing; pass your own table
-when they change or for another provider.
+The shipped prices are OpenAI's list prices as of `PRICES_AS_OF` (input, cached input
+and output per model); pass your own table when they change or for another provider.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_PRICES", "BatchCost", "ModelPrice", "ModelUsage", "PriceTable"]
+__all__ = ["DEFAULT_PRICES", "PRICES_AS_OF", "BatchCost", "ModelPrice", "ModelUsage", "PriceTable"]
 
 
 @dataclass(frozen=True, slots=True)
 class ModelPrice:
-    """Synchronous list prices of one model, USD per 1M tokens."""
+    """Synchronous list prices of one model, USD per 1M tokens.
+
+    ``cached_input`` is the price of prompt tokens served from the prompt cache
+    (``usage.prompt_tokens_details.cached_tokens``); ``None`` prices them as ``input``.
+    """
 
     input: float
     output: float = 0.0
+    cached_input: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("input", "output", "cached_input"):
+            value = getattr(self, name)
+            if value is None and name == "cached_input":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise TypeError(f"ModelPrice.{name} must be a number, got {type(value).__name__}")
+            if not math.isfinite(value) or value < 0:
+                raise ValueError(f"ModelPrice.{name} must be a finite number >= 0, got {value!r}")
 
 
-#: OpenAI's standard (synchronous) prices, USD per 1M tokens.
+#: When `DEFAULT_PRICES` were taken from OpenAI's pricing page (standard tier).
+PRICES_AS_OF = "2026-06-21"
+
+#: OpenAI's standard (synchronous) prices, USD per 1M tokens: input, output, cached input.
 DEFAULT_PRICES: Mapping[str, ModelPrice] = {
-    "gpt-4o-mini": ModelPrice(0.15, 0.60),
-    "gpt-4o": ModelPrice(2.50, 10.00),
-    "gpt-4.1": ModelPrice(2.00, 8.00),
-    "gpt-4.1-mini": ModelPrice(0.40, 1.60),
-    "gpt-4.1-nano": ModelPrice(0.10, 0.40),
-    "o4-mini": ModelPrice(1.10, 4.40),
+    "gpt-4o-mini": ModelPrice(0.15, 0.60, 0.075),
+    "gpt-4o": ModelPrice(2.50, 10.00, 1.25),
+    "gpt-4.1": ModelPrice(2.00, 8.00, 0.50),
+    "gpt-4.1-mini": ModelPrice(0.40, 1.60, 0.10),
+    "gpt-4.1-nano": ModelPrice(0.10, 0.40, 0.025),
+    "o4-mini": ModelPrice(1.10, 4.40, 0.275),
     "text-embedding-3-small": ModelPrice(0.02),
     "text-embedding-3-large": ModelPrice(0.13),
 }

@@ -422,7 +422,7 @@ class Journal:
                 self._db.execute("PRAGMA journal_mode=DELETE")
         self._db.close()
 
-    class _Txn:
+    class _Txn(contextlib.AbstractContextManager[sqlite3.Connection]):
         def __init__(self, journal: Journal) -> None:
             self.journal = journal
 
@@ -438,6 +438,24 @@ class Journal:
 
     def _transaction(self) -> Journal._Txn:
         return Journal._Txn(self)
+
+    # -- for a layer that keeps its own columns and tables in this file ----------------
+
+    @property
+    def connection(self) -> sqlite3.Connection:
+        """The open connection, for a layer that keeps more of the same job in this file.
+
+        `ratelimit_llm.runs` records online answers in the same journal (one job, one
+        file): it adds columns and reads rows through this connection, always from the
+        one worker thread at a time the runner's ``db`` gives, and writes only inside
+        `transaction`.
+        """
+        return self._db
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """``with journal.transaction() as db:``: one ``BEGIN IMMEDIATE`` ... ``COMMIT``
+        (rolled back on an error), counted for the next `sync` like every other commit."""
+        return self._transaction()
 
     def _commit(self) -> None:
         self._db.execute("COMMIT")

@@ -208,26 +208,47 @@ class Runner:
 
     # ---------------------------------------------------------------- submitting
 
-    async def submit_ready(self) -> None:
-        """Finish interrupted submissions, then plan and submit every chunk that fits."""
+    async def submit_ready(
+        self,
+        *,
+        room: Callable[[str, str], Awaitable[int | None]] | None = None,
+        planned: Callable[[Chunk], Awaitable[None]] | None = None,
+    ) -> None:
+        """Finish interrupted submissions, then plan and submit every chunk that fits.
+
+        :param room: asked before each chunk of (endpoint, model) is planned: how many
+            requests it may hold at most (``None``: no cap; ``0``: none now). A dollar
+            budget (`ratelimit_llm.runs`) caps chunks this way.
+        :param planned: called with each planned chunk before anything of it is
+            uploaded (to reserve what it may cost).
+        """
         journal = self._journal
         for chunk in await self.db(journal.chunks, ("uploading", "uploaded", "creating")):
             await self._submit(chunk)
         if await self.db(journal.cancelled):
             return
         while True:
-            planned = False
+            any_planned = False
             for endpoint, model in await self.db(journal.pending_groups):
+                limits = self.limits
+                if room is not None:
+                    allowed = await room(endpoint, model)
+                    if allowed is not None and allowed < 1:
+                        continue
+                    if allowed is not None and allowed < limits.max_requests:
+                        limits = dataclasses.replace(limits, max_requests=allowed)
                 nonce = secrets.token_hex(12)
                 planned_chunk: Chunk | None = await self.db(
-                    journal.plan_chunk, endpoint, model, self.limits, nonce
+                    journal.plan_chunk, endpoint, model, limits, nonce
                 )
                 if planned_chunk is None:
                     continue
-                planned = True
+                any_planned = True
+                if planned is not None:
+                    await planned(planned_chunk)
                 await self.step("planned")
                 await self._submit(planned_chunk)
-            if not planned:
+            if not any_planned:
                 return
 
     async def _submit(self, chunk: Chunk) -> None:
