@@ -230,6 +230,11 @@ class RedisLeases:
         self._lost.discard(lease)
         if held is None:
             return
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:  # no event loop to send it: no longer renewed, it expires
+            _log.debug("a lease on %s was given back outside an event loop", self.key)
+            return
         self._spawn(self._give_back([(lease, held[0])]))
 
     async def renew(self) -> None:

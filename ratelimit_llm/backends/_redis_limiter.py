@@ -77,6 +77,9 @@ from ._redis_leases import RedisLeases
 
 __all__ = ["MAX_CLOCK_STEP", "RedisRateLimiter", "RedisReservation"]
 
+#: The lease cap of a dimension of calls in flight stated without a bound.
+_NO_CAP = 2**31 - 1
+
 _log = logging.getLogger("ratelimit_llm.redis")
 
 P = ParamSpec("P")
@@ -823,7 +826,8 @@ class RedisRateLimiter:
         if leases is None or self._backend.down:
             return None
         counted = local.in_flight()
-        cap = 1 if counted is None else max(1, math.floor(counted[1]))
+        limit = 1.0 if counted is None else counted[1]
+        cap = max(1, math.floor(limit)) if math.isfinite(limit) else _NO_CAP
         left = None if deadline is None else max(0.0, deadline - loop.time())
         try:
             return await leases.acquire(cap, timeout=left)

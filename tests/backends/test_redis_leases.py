@@ -197,6 +197,26 @@ async def test_hold_gives_the_place_back_on_error(client: Redis, key: str) -> No
         assert await leases.count() == 0
 
 
+async def test_release_soon_gives_the_place_back_in_the_background(client: Redis, key: str) -> None:
+    leases = RedisLeases(client, key, ttl=1.0)
+    lease = await leases.acquire(1)
+    leases.release_soon(lease)
+    leases.release_soon(lease)  # again: nothing
+    assert leases.held == 0
+    await _eventually(lambda: _count_is(leases, 0), within=3.0)
+    # Outside an event loop it cannot be sent: it is no longer renewed, so it expires.
+    lease = await leases.acquire(1)
+    await asyncio.to_thread(leases.release_soon, lease)
+    assert leases.held == 0
+    assert await leases.count() == 1
+    await _eventually(lambda: _count_is(leases, 0), within=3.0)
+    await leases.aclose()
+
+
+async def _count_is(leases: RedisLeases, expected: int) -> bool:
+    return await leases.count() == expected
+
+
 async def test_aclose_gives_back_what_is_held(client: Redis, key: str) -> None:
     leases = RedisLeases(client, key)
     await leases.acquire(4)
