@@ -1,46 +1,21 @@
-"""The batch tests' files live in memory (tmpfs) when the machine has one.
-
-The journal syncs its main file before every change on the server (an fsync or two each
-time). These tests are about what the journal says, not how fast a disk is: on a VM disk
-shared with other work an fsync can take a second, and a test that syncs a hundred
-times would then fail on a slow machine for nothing it checks. ``tmp_path`` is
-therefore a fresh directory under ``/dev/shm`` (same SQLite, same locks, same renames;
-no disk), or pytest's own where there is no tmpfs. The benchmarks measure the disk.
-"""
+"""The batch tests' files live in memory, and their virtual clock lets the journal's
+threads finish before it jumps (see ``tests/_journal_fixtures.py``)."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trio.testing
-
-_TMPFS = Path("/dev/shm")
+from _journal_fixtures import in_memory_directory, threaded_trio_backend
 
 
 @pytest.fixture
 def tmp_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    if not (_TMPFS.is_dir() and os.access(_TMPFS, os.W_OK)):
-        yield tmp_path_factory.mktemp("batch")
-        return
-    directory = Path(tempfile.mkdtemp(prefix="ratelimit-llm-batch-", dir=_TMPFS))
-    try:
-        yield directory
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    yield from in_memory_directory(tmp_path_factory, "batch")
 
 
-# The journal runs in worker threads. With ``autojump_threshold=0`` trio jumps the
-# clock the instant every task waits, so while a thread commits, the loop spins from
-# deadline to deadline and contends for the GIL with that thread: on an idle two-core
-# machine the thread then crawls and a test can run for minutes (under load it passes
-# in seconds). One millisecond of real idleness before each jump lets the thread finish
-# first; time stays virtual.
 @pytest.fixture
 def anyio_backend() -> tuple[str, dict[str, Any]]:
-    return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0.001)})
+    return threaded_trio_backend()
