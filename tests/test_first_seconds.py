@@ -179,9 +179,12 @@ async def test_a_server_without_headers_that_is_quantized_converges_without_a_st
     seen = stats(app)
     assert seen["accepted"] == 200
     assert refused_in_first(seen, 1) == 0  # the opening itself is never refused
-    # Probing costs at most the refused probe (one call, then doubling): a handful, not
-    # the half of the opening burst a full-minute start would lose.
-    assert seen["rejected"] <= 4
+    # Probing costs at most the one refused step of slow start, not the half of the
+    # opening burst a full-minute start would lose. The server holds 10 calls and the
+    # opening is those 10; the depth then grows by 1, 2, 4 and 8 a round trip, and which
+    # step crosses the server's depth depends on its refill in between: 2 to 5 refusals
+    # over 60 workloads and trio's task orders, never the 8 of the largest step.
+    assert seen["rejected"] <= 8
 
 
 async def test_configured_twice_too_high_converges_from_the_first_answer() -> None:
