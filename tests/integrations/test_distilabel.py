@@ -112,15 +112,19 @@ def test_the_same_pipeline_on_a_bare_llm_is_refused(
 ) -> None:
     # The control: what the seed's users saw. Without the limiter, the batch goes out at
     # once, the server refuses all but one call a second, and the SDK retries blindly.
+    # Refusals count against the limit too, so retries that land together may refuse
+    # each other until the SDK gives up: whether the other rows ever arrive depends on
+    # its jitter (CI saw 1 of the 4 arrive), so only the refusals are asserted.
     mock = start_mock(quantized(rpm=60))
 
     generation_pipeline(INSTRUCTIONS, OpenAILLM(model="gpt-4o-mini")).run(use_cache=False)
 
     stats = mock.stats()
     seen = [(round(entry["t"], 3), entry["status"]) for entry in stats["log"]]
-    assert stats["accepted"] == len(INSTRUCTIONS), seen
+    assert stats["accepted"] >= 1, seen
     # Usually 3 of the 4 at once are refused; on a busy machine the burst may straggle.
     assert stats["rejected"] >= 1, seen
+    assert stats["requests"] > len(INSTRUCTIONS), seen  # quota spent on refused retries
 
 
 @pytest.mark.asyncio
