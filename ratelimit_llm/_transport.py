@@ -41,6 +41,7 @@ from ._providers import Provider, provider_from_url, to_provider
 from ._sse import UsageWatcher
 from ._strategy import Attempt, Decision, Strategy, retry_kind
 from ._telemetry import ESTIMATED_FROM_STREAM, Event, RouteStatistics, Telemetry
+from ._trips import QuickestTrip
 from ._types import Cost
 from ._validate import check_choice, check_instance, check_int, check_number
 
@@ -201,7 +202,7 @@ class RateLimitedTransport(_AsyncTransportBase):
         self.max_in_flight = max_in_flight
         self._slots: anyio.Semaphore | None = None
         # The quickest recent round trip net of the server's time (see `_produced_at`).
-        self._quickest_trip = math.inf
+        self._quickest_trip = QuickestTrip()
         self._clock = clock
         # The client's own credentials, by key, so each is redacted once.
         self._credentials: dict[str, Credential] = {}
@@ -461,8 +462,9 @@ class RateLimitedTransport(_AsyncTransportBase):
         if server_seconds is None or not server_seconds >= 0:
             return answered_at
         trip = max(0.0, (answered_at - sent_at) - server_seconds)
-        # The floor creeps up 1 % per answer, so that it follows a network that slows.
-        floor = self._quickest_trip = min(self._quickest_trip * 1.01, trip)
+        # The quickest of the last minute (see `QuickestTrip`): a busy event loop makes
+        # trips long, the network's part of them is the shortest.
+        floor = self._quickest_trip.add(trip, answered_at)
         return answered_at - min(trip, floor)
 
     async def _retrying(
