@@ -30,13 +30,10 @@ it prints a table and writes ``benchmarks/results/batch_memory.json``.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import platform
-import resource
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,6 +41,7 @@ from typing import Any
 
 import anyio
 import openai
+from _memory import RssSampler, max_rss_mb
 
 from ratelimit_llm import batch
 from ratelimit_llm.bench._runner import mock_server_process
@@ -54,53 +52,6 @@ RESULTS = HERE / "results"
 KEY = "sk-bench-batchbatchbatchbatch0042"
 CHAT = "/v1/chat/completions"
 TARGET_MB = 200.0
-
-
-def _max_rss_mb() -> float:
-    """Peak RSS of this process so far (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
-class _Sampler:
-    """Samples this process's RSS with psutil in a thread (no-op without psutil)."""
-
-    def __init__(self, interval: float = 0.05) -> None:
-        self.interval = interval
-        self.peak_mb: float | None = None
-        self.samples = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._process: Any = None
-        try:
-            psutil: Any = importlib.import_module("psutil")  # optional, untyped
-        except ImportError:
-            return
-        self._process = psutil.Process()
-
-    def current_mb(self) -> float | None:
-        if self._process is None:
-            return None
-        return float(self._process.memory_info().rss) / (1024 * 1024)
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            rss = self.current_mb()
-            if rss is not None:
-                self.samples += 1
-                self.peak_mb = rss if self.peak_mb is None else max(self.peak_mb, rss)
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> _Sampler:
-        if self._process is not None:
-            self._thread = threading.Thread(target=self._loop, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
 
 
 class _CommitTimer:
@@ -199,9 +150,9 @@ def measure(count: int, max_requests: int = 50_000) -> dict[str, Any]:
     )
     with mock_server_process(config) as base_url, tempfile.TemporaryDirectory() as tmp:
         journal = Path(tmp) / "job.db"
-        sampler = _Sampler()
+        sampler = RssSampler()
         baseline = sampler.current_mb()
-        rss_before = _max_rss_mb()
+        rss_before = max_rss_mb()
         with sampler, _CommitTimer() as commits:
             started = time.perf_counter()
             counts = anyio.run(drive, base_url, journal, count, max_requests)
@@ -209,7 +160,7 @@ def measure(count: int, max_requests: int = 50_000) -> dict[str, Any]:
         journal_mb = sum(
             path.stat().st_size for path in Path(tmp).glob("job.db*") if path.is_file()
         ) / (1024 * 1024)
-    peak = _max_rss_mb()
+    peak = max_rss_mb()
     return {
         "requests": count,
         "max_requests": max_requests,

@@ -32,13 +32,9 @@ table and, unless ``--no-write``, writes ``benchmarks/results/run_dataset.json``
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import platform
-import resource
-import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,6 +42,7 @@ from typing import Any
 
 import anyio
 import openai
+from _memory import RssSampler, max_rss_mb
 
 import ratelimit_llm
 from ratelimit_llm.bench._runner import mock_server_process
@@ -59,44 +56,6 @@ TARGET_MB = 200.0
 TARGET_RATIO = 0.90
 #: The default pace: below the client's own ceiling (see the module docstring).
 DEFAULT_RPM = 9_000.0
-
-
-def max_rss_mb() -> float:
-    """Peak RSS of this process so far (``ru_maxrss`` is KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
-
-
-class Sampler:
-    """This process's RSS every ``interval`` seconds, in a thread (no-op without psutil)."""
-
-    def __init__(self, interval: float = 0.05) -> None:
-        self.interval = interval
-        self.peak_mb: float | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._process: Any = None
-        try:
-            psutil: Any = importlib.import_module("psutil")  # optional, untyped
-        except ImportError:
-            return
-        self._process = psutil.Process()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            mb = self._process.memory_info().rss / (1024 * 1024)
-            self.peak_mb = mb if self.peak_mb is None else max(self.peak_mb, mb)
-
-    def __enter__(self) -> Sampler:
-        if self._process is not None:
-            self._thread = threading.Thread(target=self._loop, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
 
 
 def requests(count: int) -> Iterator[dict[str, Any]]:
@@ -184,7 +143,7 @@ def measure(count: int, rpm: float, concurrency: int) -> dict[str, Any]:
         input_bytes = write_requests(source, count)
         rss_before = max_rss_mb()
         cpu = time.process_time()
-        with Sampler() as sampler:
+        with RssSampler() as sampler:
             runner = anyio.run(through_run, base_url, source, work, rpm, tpm, concurrency)
         runner["cpu_seconds"] = time.process_time() - cpu
         runner["peak_rss_mb"] = max_rss_mb()
