@@ -151,13 +151,17 @@ class RedisLeases:
 
     async def acquire(
         self,
-        cap: int,
+        cap: int | Callable[[], int],
         *,
         timeout: float | None = None,  # noqa: ASYNC109 - patience, as the limiters' acquire
         weight: int = 1,
     ) -> str:
         """A lease on ``weight`` of the ``cap`` places, once they are free; its id.
 
+        :param cap: how many places there are, or a function that says it, asked again
+            at every try: a cap that changes while the call waits (``concurrency=
+            "auto"`` learning it) is then the one in force when the call gets in, not
+            the one it began waiting under. A raised cap is seen at the next poll.
         :param timeout: seconds to wait for room (``None``: as long as it takes; ``0``:
             one try). A script call already on the wire is not cut short (its place
             would be unknown): the wait may end one round trip late.
@@ -167,19 +171,20 @@ class RedisLeases:
         :raises BackendUnavailableError: Redis could not be reached.
         :raises BackendError: Redis refused the script (a key of the wrong type, ...).
         """
-        check_int("cap", cap, low=1)
+        cap_now: Callable[[], int] = cap if callable(cap) else lambda: cap
         check_int("weight", weight, low=1)
         patience = None if timeout is None else check_number("timeout", timeout, low=0.0)
-        if weight > cap:
-            raise CapacityExceededError("concurrency", weight, cap)
         deadline = self._clock() + (patience or 0.0)  # used only with a patience
         delay = self.poll
         longest = max(MAX_POLL, self.poll)
         while True:
+            places = check_int("cap", cap_now(), low=1)
+            if weight > places:
+                raise CapacityExceededError("concurrency", weight, places)
             lease = secrets.token_hex(16)
-            expires_in = await self._try(lease, cap, weight)
+            expires_in = await self._try(lease, places, weight)
             if expires_in is None:
-                self._hold(lease, weight, cap)
+                self._hold(lease, weight, places)
                 return lease
             # A little past the earliest expiry, since that place may be free by then.
             pause = min(self._rng.uniform(delay / 2, delay), expires_in + 0.001)

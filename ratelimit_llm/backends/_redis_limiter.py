@@ -825,9 +825,13 @@ class RedisRateLimiter:
         leases = self._leases
         if leases is None or self._backend.down:
             return None
-        counted = local.in_flight()
-        limit = 1.0 if counted is None else counted[1]
-        cap = max(1, math.floor(limit)) if math.isfinite(limit) else _NO_CAP
+
+        def cap() -> int:
+            # Asked at every try: "auto" may lower or raise the cap while this call waits.
+            counted = local.in_flight()
+            limit = 1.0 if counted is None else counted[1]
+            return max(1, math.floor(limit)) if math.isfinite(limit) else _NO_CAP
+
         left = None if deadline is None else max(0.0, deadline - loop.time())
         try:
             return await leases.acquire(cap, timeout=left)

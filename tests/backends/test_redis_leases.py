@@ -187,6 +187,29 @@ async def test_a_released_place_wakes_a_waiter_here_at_once(client: Redis, key: 
         await leases.release(second)
 
 
+async def test_a_waiter_follows_a_cap_that_changes_while_it_waits(client: Redis, key: str) -> None:
+    # "auto" may learn a lower cap, or a higher one, while a call waits for its place.
+    cap = 2
+    async with RedisLeases(client, key, poll=0.01) as leases:
+        first, second = await leases.acquire(2), await leases.acquire(2)
+        waiter = asyncio.create_task(leases.acquire(lambda: cap, timeout=10))
+        await asyncio.sleep(0.05)
+        assert not waiter.done()
+        # Lowered to one: a place given back leaves one in flight, which is the cap.
+        cap = 1
+        await leases.release(first)
+        await asyncio.sleep(0.1)
+        assert not waiter.done()
+        assert await leases.count() == 1
+        # Raised to three: it gets in beside the one still held, at its next poll.
+        cap = 3
+        async with asyncio.timeout(2):
+            third = await waiter
+        assert await leases.count() == 2
+        await leases.release(second)
+        await leases.release(third)
+
+
 async def test_hold_gives_the_place_back_on_error(client: Redis, key: str) -> None:
     async with RedisLeases(client, key) as leases:
         with pytest.raises(RuntimeError, match="boom"):
@@ -623,6 +646,8 @@ async def test_bad_settings_are_refused_naming_the_parameter(
         ({"cap": 0}, ValueError, "cap"),
         ({"cap": 2.0}, TypeError, "cap"),
         ({"cap": True}, TypeError, "cap"),
+        ({"cap": lambda: 0}, ValueError, "cap"),
+        ({"cap": lambda: "2"}, TypeError, "cap"),
         ({"weight": 0}, ValueError, "weight"),
         ({"weight": 1.5}, TypeError, "weight"),
         ({"timeout": -1}, ValueError, "timeout"),
