@@ -48,7 +48,7 @@ class QuickestTrip:
 
     def __init__(self, window: float = TRIP_WINDOW) -> None:
         self._width = window / _SLICES
-        # (slice number, smallest trip in it), oldest first; at most _SLICES + 1 long.
+        # (slice number, smallest trip in it), oldest first; at most _SLICES long.
         self._slices: deque[tuple[int, float]] = deque()
 
     @property

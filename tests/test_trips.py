@@ -23,7 +23,7 @@ def test_any_number_of_slow_trips_leaves_a_recent_quick_one_in_force() -> None:
         assert trips.add(4.0, now=100.0 + i * 0.004) == 0.05
 
 
-def test_a_quick_trip_is_forgotten_within_a_window_and_a_slice() -> None:
+def test_a_quick_trip_is_remembered_most_of_a_window_then_forgotten() -> None:
     trips = QuickestTrip()
     trips.add(0.05, now=0.0)
     # Remembered for at least 50 s (the window less one of its six slices)...
