@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["KEY", "journal_states", "mock_stats", "start_run", "wait_until"]
+__all__ = ["KEY", "journal_states", "mock_stats", "run_to_end", "start_run", "wait_until"]
 
 KEY = "sk-test-runsrunsrunsruns0042"
 _COMMAND = "import sys; from ratelimit_llm.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -47,6 +47,17 @@ def start_run(
     env.pop("OPENAI_BASE_URL", None)
     with open(log, "ab") as handle:
         return subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, env=env)
+
+
+def run_to_end(process: subprocess.Popen[bytes], timeout: float, log: Path) -> None:
+    """Wait ``timeout`` seconds for the run to end (killed if it does not), and check that
+    it succeeded; the tail of its ``log`` says why it did not."""
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+    assert process.returncode == 0, log.read_text()[-4_000:]
 
 
 def journal_states(journal: Path) -> dict[str, int]:

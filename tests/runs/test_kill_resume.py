@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import random
 import signal
-import subprocess
 from collections import Counter
 from pathlib import Path
 
 from ratelimit_llm.bench._runner import mock_server_process
 from ratelimit_llm.mock import LatencyModel, MockConfig, MockLimits
 
-from ._process import journal_states, mock_stats, start_run, wait_until
+from ._process import journal_states, mock_stats, run_to_end, start_run, wait_until
 from ._support import lines, output_lines, write_jsonl
 
 COUNT = 2_000
@@ -63,12 +62,7 @@ def test_two_sigkills_then_a_resume_answer_each_request_once(tmp_path: Path) -> 
             assert in_flight_at_kills[-1] <= CONCURRENCY  # claims count from the claim on
             assert states.get("done", 0) >= target
         process = start_run(base_url, source, out, journal, log, *LIMITS)
-        try:
-            process.wait(STEP_TIMEOUT * 2)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        assert process.returncode == 0, log.read_text()[-4_000:]
+        run_to_end(process, STEP_TIMEOUT * 2, log)
         served = int(mock_stats(base_url)["requests"])
 
     ids = Counter(line["custom_id"] for line in output_lines(out))

@@ -20,7 +20,6 @@ from __future__ import annotations
 import random
 import signal
 import sqlite3
-import subprocess
 import time
 from collections import Counter
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 from ratelimit_llm.bench._runner import mock_server_process
 from ratelimit_llm.mock import LatencyModel, MockConfig, MockLimits
 
-from ._process import journal_states, mock_stats, start_run, wait_until
+from ._process import journal_states, mock_stats, run_to_end, start_run, wait_until
 from ._support import lines, output_lines, write_jsonl
 
 COUNT = 1_000
@@ -70,12 +69,7 @@ def test_ctrl_c_keeps_every_answer_and_the_printed_command_resumes(tmp_path: Pat
         assert int(mock_stats(base_url)["requests"]) == done
 
         process = start_run(base_url, source, out, journal, second_log, *LIMITS)
-        try:
-            process.wait(STEP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        assert process.returncode == 0, second_log.read_text()[-4_000:]
+        run_to_end(process, STEP_TIMEOUT, second_log)
         served = int(mock_stats(base_url)["requests"])
 
     assert "resuming:" not in second_log.read_text()  # nothing was left in flight
@@ -122,12 +116,7 @@ def test_calls_past_the_grace_are_cut_and_the_resume_sends_them_once(tmp_path: P
         process = start_run(
             base_url, source, out, journal, second_log, *pace, "--concurrency", "40"
         )
-        try:
-            process.wait(STEP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
-        assert process.returncode == 0, second_log.read_text()[-4_000:]
+        run_to_end(process, STEP_TIMEOUT, second_log)
         served = int(mock_stats(base_url)["requests"])
     ids = Counter(line["custom_id"] for line in output_lines(out))
     assert len(ids) == 40 and set(ids.values()) == {1}
