@@ -22,6 +22,8 @@ from typing import Any, TextIO
 
 import anyio
 
+from .._jsonl import read_jsonl
+
 __all__ = ["main"]
 
 
@@ -79,15 +81,11 @@ def _client(base_url: str | None) -> Any:
 
 
 def _read_lines(path: Path) -> Iterator[Any]:
-    """The file's JSON lines, one at a time (the file is never read whole)."""
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except ValueError as exc:
-                raise SystemExit(f"{path}:{number}: not JSON: {exc}") from None
+    """The file's JSON lines, one at a time; a line that is not JSON ends the command."""
+    try:
+        yield from read_jsonl(path)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def _result_line(result: Any) -> str:

@@ -21,16 +21,16 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from .._jsonl import read_jsonl
 from ..batch._split import GENERATED_PREFIX
 from ..batch._types import BatchRequest
 
-__all__ = ["Requests", "Shard", "parse_shard", "read_jsonl", "shard_of", "stream_inputs"]
+__all__ = ["Requests", "Shard", "parse_shard", "shard_of", "stream_inputs"]
 
 Requests = Iterable[Any] | AsyncIterable[Any]
 
@@ -82,21 +82,6 @@ def shard_of(custom_id: str, count: int) -> int:
     """The shard of ``custom_id`` among ``count``: stable across machines and runs."""
     digest = hashlib.sha256(custom_id.encode()).digest()
     return int.from_bytes(digest[:8], "big") % count
-
-
-def read_jsonl(path: Path) -> Iterator[Any]:
-    """The file's JSON lines, one at a time (blank lines skipped).
-
-    :raises ValueError: a line that is not JSON, naming the file and line.
-    """
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            try:
-                yield json.loads(line)
-            except ValueError as exc:
-                raise ValueError(f"{path}:{number}: not a JSON line ({exc})") from None
 
 
 def _custom_id(item: object, position: int) -> str:
