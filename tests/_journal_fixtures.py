@@ -1,4 +1,5 @@
-"""What the tests of the journal's users (``tests/batch``, ``tests/runs``) share.
+"""What the tests of the journal's users (``tests/batch``, ``tests/runs``) share: their
+files, their clock and the mock server they run against in process.
 
 Their files live in memory (tmpfs) when the machine has one. The journal syncs its main
 file before every change on the server (an fsync or two each time); these tests are
@@ -21,12 +22,18 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx2
+import openai
 import pytest
 import trio.testing
+from starlette.applications import Starlette
+
+from ratelimit_llm.mock import MockConfig, create_app
 
 _TMPFS = Path("/dev/shm")
 
@@ -46,3 +53,23 @@ def in_memory_directory(factory: pytest.TempPathFactory, name: str) -> Iterator[
 def threaded_trio_backend() -> tuple[str, dict[str, Any]]:
     """trio on a virtual clock that lets worker threads finish before it jumps."""
     return ("trio", {"clock": trio.testing.MockClock(autojump_threshold=0.001)})
+
+
+@asynccontextmanager
+async def in_process_mock(
+    settings: MockConfig, key: str, *, sleep: Callable[[float], Awaitable[None]] | None = None
+) -> AsyncIterator[tuple[Starlette, openai.AsyncOpenAI, httpx2.AsyncClient]]:
+    """The mock app on trio's clock, an SDK client on it (no retries, not wrapped) and a
+    raw client for its ``/mock/*`` routes."""
+    app = create_app(settings, clock=trio.current_time, sleep=sleep)
+    transport = httpx2.ASGITransport(app=app)
+    async with (
+        httpx2.AsyncClient(transport=transport, base_url="http://mock.test") as http,
+        openai.AsyncOpenAI(
+            api_key=key,
+            base_url="http://mock.test/v1",
+            http_client=openai.DefaultAsyncHttpx2Client(transport=transport),
+            max_retries=0,
+        ) as client,
+    ):
+        yield app, client, http

@@ -15,11 +15,11 @@ from typing import Any
 
 import httpx2
 import openai
-import trio
+from _journal_fixtures import in_process_mock
 from starlette.applications import Starlette
 
 from ratelimit_llm.batch import BatchLimits, FixedPoll
-from ratelimit_llm.mock import BatchConfig, LatencyModel, MockConfig, MockLimits, create_app
+from ratelimit_llm.mock import BatchConfig, LatencyModel, MockConfig, MockLimits
 
 __all__ = ["CHAT", "KEY", "BatchMock", "batch_mock", "chat_bodies", "fast"]
 
@@ -58,17 +58,7 @@ async def batch_mock(batch: BatchConfig | None = None, **config: Any) -> AsyncIt
         batch=batch or BatchConfig(),
         **config,
     )
-    app = create_app(settings, clock=trio.current_time)
-    transport = httpx2.ASGITransport(app=app)
-    async with (
-        httpx2.AsyncClient(transport=transport, base_url="http://mock.test") as http,
-        openai.AsyncOpenAI(
-            api_key=KEY,
-            base_url="http://mock.test/v1",
-            http_client=openai.DefaultAsyncHttpx2Client(transport=transport),
-            max_retries=0,
-        ) as client,
-    ):
+    async with in_process_mock(settings, KEY) as (app, client, http):
         yield BatchMock(app, client, http)
 
 

@@ -19,9 +19,10 @@ from typing import Any
 import httpx2
 import openai
 import trio
+from _journal_fixtures import in_process_mock
 from starlette.applications import Starlette
 
-from ratelimit_llm.mock import BatchConfig, LatencyModel, MockConfig, MockLimits, create_app
+from ratelimit_llm.mock import BatchConfig, LatencyModel, MockConfig, MockLimits
 
 __all__ = [
     "CHAT",
@@ -77,17 +78,7 @@ async def run_mock(
         batch=batch or BatchConfig(),
         **config,
     )
-    app = create_app(settings, clock=trio.current_time, sleep=trio.sleep)
-    transport = httpx2.ASGITransport(app=app)
-    async with (
-        httpx2.AsyncClient(transport=transport, base_url="http://mock.test") as http,
-        openai.AsyncOpenAI(
-            api_key=KEY,
-            base_url="http://mock.test/v1",
-            http_client=openai.DefaultAsyncHttpx2Client(transport=transport),
-            max_retries=0,
-        ) as client,
-    ):
+    async with in_process_mock(settings, KEY, sleep=trio.sleep) as (app, client, http):
         yield RunMock(app, client, http)
 
 
